@@ -1,0 +1,216 @@
+"""Frozen dataclasses and enums that every layer shares. Pure: no I/O, no network, no database.
+
+The identity scheme (issue "stable identity across edits"):
+
+* ``request_hash(spec)`` hashes a job's *canonical request*: model, prompt, params and the content
+  hashes of its references (not their upload URLs, which change). Edit one job's prompt and only
+  that job's hash changes.
+* ``job_key(batch, job_id, request_hash)`` names one version of one job. It is the primary key of
+  the ``jobs`` table, so an edited job is a *new* row and never inherits an old idempotency key.
+* ``idempotency_key(job_key, attempt)`` is what goes in the ``Idempotency-Key`` header. Attempt 1
+  is the normal run; a deliberate re-run (a job blocked on credits, ``--retry-failed``) bumps it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+MODEL_ID = "kling-3-0"
+
+
+@dataclass(frozen=True, order=True)
+class Location:
+    """Where something came from: a manifest node (line and column, 1-based) or a rows-file row."""
+
+    file: str
+    line: int
+    column: int | None = None
+
+    def __str__(self) -> str:
+        if self.column is None:
+            return f"{self.file}:{self.line}"
+        return f"{self.file}:{self.line}:{self.column}"
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A reference image of a job: a local file (absolute path) or an http(s) URL.
+
+    ``sha256`` is the content hash of a local file, filled in by validation; for a URL it is
+    None and the URL itself stands in the request hash.
+    """
+
+    source: str
+    where: Location | None = None
+    sha256: str | None = None
+    size_bytes: int | None = None
+    mime_type: str | None = None
+
+    @property
+    def is_url(self) -> bool:
+        return self.source.startswith(("http://", "https://"))
+
+    @property
+    def name(self) -> str:
+        return self.source.rstrip("/").rsplit("/", 1)[-1] or "reference"
+
+    @property
+    def identity(self) -> str:
+        """What stands for this reference in the request hash: content hash, else the URL."""
+        return f"sha256:{self.sha256}" if self.sha256 else f"url:{self.source}"
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """One generation request as the manifest asked for it, validated.
+
+    ``params`` holds the kling-3-0 params in the documented *string* form (``"5"``, ``"false"``),
+    sorted by key, without ``referenceMediaItems`` (those are built at submit time from uploads).
+    """
+
+    id: str
+    prompt: str
+    params: tuple[tuple[str, str], ...]
+    references: tuple[Reference, ...] = ()
+    where: Location | None = None
+    model: str = MODEL_ID
+
+    @property
+    def params_dict(self) -> dict[str, str]:
+        return dict(self.params)
+
+    @property
+    def request_hash(self) -> str:
+        return request_hash(self)
+
+
+def canonical_request(spec: JobSpec) -> dict[str, Any]:
+    """The JSON value whose hash identifies a job's request (key order never matters)."""
+    return {
+        "model": spec.model,
+        "prompt": spec.prompt,
+        "params": dict(sorted(spec.params)),
+        "references": [r.identity for r in spec.references],
+    }
+
+
+def _sha256_json(value: Any) -> str:
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def request_hash(spec: JobSpec) -> str:
+    """Hex sha256 of the canonical request."""
+    return _sha256_json(canonical_request(spec))
+
+
+def job_key(batch: str, job_id: str, req_hash: str) -> str:
+    """Stable name of one version of one job: ``bg-`` + 32 hex characters."""
+    return "bg-" + _sha256_json([batch, job_id, req_hash])[:32]
+
+
+def idempotency_key(key: str, attempt: int) -> str:
+    """The ``Idempotency-Key`` header value: ``[A-Za-z0-9._:-]``, well under 255 characters."""
+    if attempt < 1:
+        raise ValueError("attempt numbers start at 1")
+    return f"{key}.{attempt}"
+
+
+def client_request_id(batch: str, job_id: str) -> str:
+    """A traceable id for the request, at most 128 characters per the contract."""
+    return f"{batch}/{job_id}"[:128]
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Request budget. ``rate_per_s`` sustained requests per second over *all* requests,
+    ``burst`` how many may go at once after a quiet spell, ``max_in_flight`` how many tasks may
+    be submitted and not yet finished."""
+
+    rate_per_s: float = 5.0
+    burst: int = 5
+    max_in_flight: int = 20
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A validated manifest: what to run, where outputs go, the request budget."""
+
+    path: Path
+    batch: str
+    jobs: tuple[JobSpec, ...]
+    output_dir: Path
+    limits: Limits = field(default_factory=Limits)
+    model: str = MODEL_ID
+
+
+class JobStatus(StrEnum):
+    """Where a job is in its life. Stored as plain text in the ``jobs.status`` column."""
+
+    PENDING = "pending"  # known from the manifest; nothing sent for this attempt yet
+    SUBMITTING = "submitting"  # idempotency key durable; the create request may have been sent
+    RUNNING = "running"  # task id known; remote task queued or processing
+    DOWNLOADING = "downloading"  # remote task succeeded; result files not all on disk yet
+    SUCCEEDED = "succeeded"  # terminal: every result file is on disk
+    FAILED = "failed"  # terminal: permanent failure, recorded with error code and message
+    BLOCKED = "blocked"  # out of credits; a later run resubmits with the next attempt number
+
+
+TERMINAL = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED})
+
+# The state machine the store enforces: from -> allowed next states.
+TRANSITIONS: Mapping[JobStatus, frozenset[JobStatus]] = {
+    JobStatus.PENDING: frozenset({JobStatus.SUBMITTING, JobStatus.FAILED, JobStatus.BLOCKED}),
+    JobStatus.SUBMITTING: frozenset(
+        {JobStatus.SUBMITTING, JobStatus.RUNNING, JobStatus.FAILED, JobStatus.BLOCKED}
+    ),
+    JobStatus.RUNNING: frozenset(
+        {JobStatus.RUNNING, JobStatus.DOWNLOADING, JobStatus.FAILED, JobStatus.BLOCKED}
+    ),
+    JobStatus.DOWNLOADING: frozenset(
+        {JobStatus.DOWNLOADING, JobStatus.SUCCEEDED, JobStatus.FAILED}
+    ),
+    JobStatus.SUCCEEDED: frozenset(),
+    JobStatus.FAILED: frozenset({JobStatus.PENDING}),  # only by an explicit --retry-failed
+    JobStatus.BLOCKED: frozenset({JobStatus.PENDING}),  # a later run picks it up
+}
+
+
+def can_transition(old: JobStatus, new: JobStatus) -> bool:
+    return new in TRANSITIONS[old]
+
+
+@dataclass(frozen=True)
+class RemoteTask:
+    """The API's task object, as the client parsed it."""
+
+    id: str
+    status: str  # queued | processing | succeeded | failed (kept as text: new ones may appear)
+    reserved_credits: int | None = None
+    final_credits: int | None = None
+    result_urls: tuple[str, ...] = ()
+    error_code: str | None = None
+    error_message: str | None = None
+    replayed: bool = False
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in ("succeeded", "failed")
+
+
+@dataclass(frozen=True)
+class UploadedFile:
+    """An uploaded reference, as the Files API described it (``id`` or the ``file_id`` variant)."""
+
+    id: str
+    url: str
+    mime_type: str
+    size_bytes: int
+    name: str
+    expires_at: str | None = None

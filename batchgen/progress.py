@@ -1,0 +1,69 @@
+"""Progress while a batch runs: one status line, redrawn in place on a terminal, printed as
+plain periodic lines when not (cron, CI, a log file)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import TextIO
+
+from batchgen.store import StateStore
+
+ORDER = ("pending", "submitting", "running", "downloading", "succeeded", "failed", "blocked")
+
+
+class ProgressPrinter:
+    """Call it periodically; it reads the counts from the store and prints one line."""
+
+    def __init__(self, store: StateStore, total: int, stream: TextIO | None = None) -> None:
+        self.store = store
+        self.total = total
+        self.stream = stream or sys.stderr
+        self.started = time.monotonic()
+        self.live = self.stream.isatty()
+        self._last = ""
+        self.rate_source: object | None = None  # anything with .current_rate_per_s
+
+    def line(self) -> str:
+        c = self.store.counts()
+        by = c["by_status"]
+        done = by.get("succeeded", 0) + by.get("failed", 0)
+        elapsed = time.monotonic() - self.started
+        parts = [f"{by[s]} {s}" for s in ORDER if by.get(s)]
+        text = (
+            f"[{_clock(elapsed)}] {done}/{self.total} done: {', '.join(parts) or 'nothing yet'}"
+            f" | credits {c['final_credits']} charged, {c['reserved_credits']} reserved"
+        )
+        rate = getattr(self.rate_source, "current_rate_per_s", None)
+        if rate:
+            text += f" | {rate:.1f} req/s"
+        eta = _eta(done, self.total, elapsed)
+        if eta:
+            text += f" | ETA {eta}"
+        return text
+
+    def __call__(self) -> None:
+        text = self.line()
+        if self.live:
+            pad = " " * max(len(self._last) - len(text), 0)
+            self.stream.write("\r" + text + pad)
+        elif text != self._last:
+            self.stream.write(text + "\n")
+        self.stream.flush()
+        self._last = text
+
+    def finish(self) -> None:
+        if self.live and self._last:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def _clock(seconds: float) -> str:
+    s = int(seconds)
+    return f"{s // 3600:d}:{s // 60 % 60:02d}:{s % 60:02d}"
+
+
+def _eta(done: int, total: int, elapsed: float) -> str | None:
+    if done == 0 or done >= total or elapsed < 1:
+        return None
+    return _clock(elapsed / done * (total - done))

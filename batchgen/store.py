@@ -1,0 +1,574 @@
+"""StateStore: the batch's state in SQLite, through sqlite-utils.
+
+The ``jobs`` table is the job state machine (``models.JobStatus`` and ``models.TRANSITIONS``).
+Every status change is one conditional ``UPDATE ... WHERE status IN (<allowed from>)`` in its own
+transaction, so the store refuses an illegal transition and a crash leaves either the old row or
+the new one, never half of each.
+
+Durability rules the runner relies on (issue "never a second charge"):
+
+* ``begin_submit`` commits the idempotency key *and the exact request body* before the create
+  request is sent; a rerun resends that same body with that same key, so the service replays
+  the original task instead of creating a second one.
+* ``record_task`` commits the task id the moment the create answer arrives.
+
+The database uses WAL with ``synchronous=FULL``: a commit survives a SIGKILL and a power cut.
+The API key is never written here. Rows are plain columns so ``sqlite3 state/demo.db`` and
+``sqlite-utils rows state/demo.db jobs`` read them directly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from batchgen.errors import StateError
+from batchgen.models import (
+    TRANSITIONS,
+    JobSpec,
+    JobStatus,
+    RemoteTask,
+    UploadedFile,
+    idempotency_key,
+    job_key,
+)
+
+SCHEMA_VERSION = 1
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class JobRow:
+    """One version of one job as stored."""
+
+    job_key: str
+    job_id: str
+    request_hash: str
+    status: JobStatus
+    attempt: int
+    idempotency_key: str | None
+    request_body: dict[str, Any] | None
+    task_id: str | None
+    remote_status: str | None
+    reserved_credits: int | None
+    final_credits: int | None
+    result_urls: tuple[str, ...]
+    outputs: tuple[str, ...]
+    error_code: str | None
+    error_message: str | None
+    request_id: str | None
+    polls: int
+    in_manifest: bool
+    submitted_at: str | None
+    finished_at: str | None
+    created_at: str
+    updated_at: str
+
+    @classmethod
+    def from_db(cls, r: dict[str, Any]) -> JobRow:
+        return cls(
+            job_key=r["job_key"],
+            job_id=r["job_id"],
+            request_hash=r["request_hash"],
+            status=JobStatus(r["status"]),
+            attempt=r["attempt"],
+            idempotency_key=r["idempotency_key"],
+            request_body=json.loads(r["request_body"]) if r["request_body"] else None,
+            task_id=r["task_id"],
+            remote_status=r["remote_status"],
+            reserved_credits=r["reserved_credits"],
+            final_credits=r["final_credits"],
+            result_urls=tuple(json.loads(r["result_urls"] or "[]")),
+            outputs=tuple(json.loads(r["outputs"] or "[]")),
+            error_code=r["error_code"],
+            error_message=r["error_message"],
+            request_id=r["request_id"],
+            polls=r["polls"],
+            in_manifest=bool(r["in_manifest"]),
+            submitted_at=r["submitted_at"],
+            finished_at=r["finished_at"],
+            created_at=r["created_at"],
+            updated_at=r["updated_at"],
+        )
+
+
+@dataclass(frozen=True)
+class UploadRow:
+    """A reference already uploaded in this batch, reusable until ``expires_at``."""
+
+    source_key: str
+    file_id: str
+    url: str
+    mime_type: str
+    size_bytes: int
+    name: str
+    expires_at: str | None
+
+
+_JOB_COLUMNS: dict[str, Any] = {
+    "job_key": str,
+    "job_id": str,
+    "request_hash": str,
+    "status": str,
+    "attempt": int,
+    "idempotency_key": str,
+    "request_body": str,
+    "task_id": str,
+    "remote_status": str,
+    "reserved_credits": int,
+    "final_credits": int,
+    "result_urls": str,
+    "outputs": str,
+    "error_code": str,
+    "error_message": str,
+    "request_id": str,
+    "polls": int,
+    "in_manifest": int,
+    "prompt": str,
+    "params": str,
+    "submitted_at": str,
+    "finished_at": str,
+    "created_at": str,
+    "updated_at": str,
+}
+
+
+class StateStore:
+    """The state of one batch. Open with ``StateStore.open(path, batch)``; close when done."""
+
+    def __init__(self, db: sqlite_utils.Database, path: Path, batch: str, lock: Any) -> None:
+        self.db = db
+        self.path = path
+        self.batch = batch
+        self._lock = lock
+
+    # -- opening -------------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, path: Path, batch: str, *, lock: bool = True) -> StateStore:
+        """Open (or create) the state database for ``batch``; take the run lock if ``lock``."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock_file = _take_lock(path) if lock else None
+        conn = None
+        try:
+            conn = sqlite3.connect(str(path), timeout=10, isolation_level=None)
+            db = sqlite_utils.Database(conn)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            store = cls(db, path, batch, lock_file)
+            store._migrate()
+            store._check_batch()
+        except BaseException as exc:
+            if conn is not None:
+                conn.close()
+            if lock_file:
+                lock_file.close()
+            if isinstance(exc, sqlite3.DatabaseError):
+                raise StateError(
+                    f"cannot use the state database {path}: {exc}",
+                    hint="Is it a batchgen state file? Pass another with --state FILE.",
+                ) from exc
+            raise
+        return store
+
+    @classmethod
+    def open_readonly(cls, path: Path) -> StateStore:
+        """Open an existing state database for reading (reports), without the run lock."""
+        if not path.exists():
+            raise StateError(
+                f"no state database at {path}",
+                hint="Run the batch first (batchgen run MANIFEST), or pass --state FILE.",
+            )
+        try:
+            conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
+            db = sqlite_utils.Database(conn)
+            batch = _meta(db).get("batch", "")
+        except sqlite3.DatabaseError as exc:
+            raise StateError(f"cannot read the state database {path}: {exc}") from exc
+        return cls(db, path, batch, None)
+
+    def close(self) -> None:
+        self.db.conn.close()
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
+
+    def __enter__(self) -> StateStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _migrate(self) -> None:
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise StateError(
+                f"{self.path} was written by a newer batchgen (schema {version}, "
+                f"this one knows {SCHEMA_VERSION})",
+                hint="Upgrade batchgen, or start a new state file with --state FILE.",
+            )
+        if version < 1:
+            self._migrate_to_1()
+        self.db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    def _migrate_to_1(self) -> None:
+        with self._tx():
+            self.db.table("meta").create({"key": str, "value": str}, pk="key", if_not_exists=True)
+            self.db.table("jobs").create(
+                _JOB_COLUMNS,
+                pk="job_key",
+                not_null={"job_id", "request_hash", "status", "attempt", "polls"},
+                defaults={"attempt": 1, "polls": 0, "in_manifest": 1},
+                if_not_exists=True,
+            )
+            self.db.table("jobs").create_index(["job_id"], if_not_exists=True)
+            self.db.table("jobs").create_index(["status"], if_not_exists=True)
+            self.db.table("uploads").create(
+                {
+                    "source_key": str,
+                    "file_id": str,
+                    "url": str,
+                    "mime_type": str,
+                    "size_bytes": int,
+                    "name": str,
+                    "expires_at": str,
+                    "uploaded_at": str,
+                },
+                pk="source_key",
+                if_not_exists=True,
+            )
+            self.db.table("events").create(
+                {"id": int, "at": str, "job_key": str, "kind": str, "detail": str},
+                pk="id",
+                if_not_exists=True,
+            )
+
+    def _check_batch(self) -> None:
+        stored = _meta(self.db).get("batch")
+        if stored is None:
+            with self._tx():
+                self.db.table("meta").insert({"key": "batch", "value": self.batch}, replace=True)
+        elif stored != self.batch:
+            raise StateError(
+                f"{self.path} belongs to batch {stored!r}, not {self.batch!r}",
+                hint="Pass the state file of this batch with --state FILE, or rename the batch.",
+            )
+
+    @contextlib.contextmanager
+    def _tx(self) -> Iterator[None]:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    # -- the manifest's jobs -------------------------------------------------------------------
+
+    def sync_jobs(self, specs: Sequence[JobSpec]) -> None:
+        """Insert every job version of the manifest not stored yet (as pending) and flag which
+        stored rows the manifest still names. Never deletes a row."""
+        now = _now()
+        rows = [
+            {
+                "job_key": job_key(self.batch, s.id, s.request_hash),
+                "job_id": s.id,
+                "request_hash": s.request_hash,
+                "status": JobStatus.PENDING.value,
+                "attempt": 1,
+                "polls": 0,
+                "in_manifest": 1,
+                "prompt": s.prompt,
+                "params": json.dumps(dict(s.params), sort_keys=True),
+                "created_at": now,
+                "updated_at": now,
+            }
+            for s in specs
+        ]
+        keys = [r["job_key"] for r in rows]
+        with self._tx():
+            self.db.table("jobs").insert_all(rows, ignore=True, batch_size=2000)
+            self.db.execute("UPDATE jobs SET in_manifest = 0")
+            self.db.execute("CREATE TEMP TABLE IF NOT EXISTS current_keys (k TEXT PRIMARY KEY)")
+            self.db.execute("DELETE FROM current_keys")
+            self.db.conn.executemany(
+                "INSERT OR IGNORE INTO current_keys VALUES (?)", [(k,) for k in keys]
+            )
+            self.db.execute(
+                "UPDATE jobs SET in_manifest = 1 WHERE job_key IN (SELECT k FROM current_keys)"
+            )
+
+    def job(self, key: str) -> JobRow:
+        rows = list(self.db.query("SELECT * FROM jobs WHERE job_key = ?", [key]))
+        if not rows:
+            raise StateError(f"no job {key} in {self.path}")
+        return JobRow.from_db(rows[0])
+
+    def jobs(
+        self, *, statuses: Iterable[JobStatus] | None = None, current_only: bool = True
+    ) -> list[JobRow]:
+        """Job rows in insertion order; by default only the versions the manifest names."""
+        where, args = [], []
+        if current_only:
+            where.append("in_manifest = 1")
+        if statuses is not None:
+            wanted = [s.value for s in statuses]
+            where.append(f"status IN ({', '.join('?' * len(wanted))})")
+            args.extend(wanted)
+        sql = "SELECT * FROM jobs" + (f" WHERE {' AND '.join(where)}" if where else "")
+        return [JobRow.from_db(r) for r in self.db.query(sql + " ORDER BY rowid", args)]
+
+    def latest_versions(self) -> list[JobRow]:
+        """The newest stored version of every job id (what ``report``/``status`` show)."""
+        sql = (
+            "SELECT * FROM jobs WHERE rowid IN (SELECT MAX(rowid) FROM jobs GROUP BY job_id) "
+            "ORDER BY rowid"
+        )
+        return [JobRow.from_db(r) for r in self.db.query(sql)]
+
+    def counts(self) -> dict[str, Any]:
+        """Counts per status and credit sums over the manifest's current jobs (for progress)."""
+        sql = (
+            "SELECT status, COUNT(*), COALESCE(SUM(reserved_credits), 0), "
+            "COALESCE(SUM(final_credits), 0) FROM jobs WHERE in_manifest = 1 GROUP BY status"
+        )
+        by_status: dict[str, int] = {}
+        reserved = final = 0
+        for status, count, res, fin in self.db.execute(sql).fetchall():
+            by_status[status] = count
+            reserved += res
+            final += fin
+        return {"by_status": by_status, "reserved_credits": reserved, "final_credits": final}
+
+    def snapshot(self) -> dict[str, tuple[str, str]]:
+        """job id -> (request hash, status) of the newest version: what ``plan`` compares."""
+        return {r.job_id: (r.request_hash, r.status.value) for r in self.latest_versions()}
+
+    # -- transitions ---------------------------------------------------------------------------
+
+    def _transition(self, key: str, new: JobStatus, **fields: Any) -> None:
+        allowed_from = [old.value for old, nexts in TRANSITIONS.items() if new in nexts]
+        fields = {k: _encode(v) for k, v in fields.items()}
+        fields.update(status=new.value, updated_at=_now())
+        sets = ", ".join(f"{k} = ?" for k in fields)
+        marks = ", ".join("?" * len(allowed_from))
+        sql = f"UPDATE jobs SET {sets} WHERE job_key = ? AND status IN ({marks})"
+        with self._tx():
+            cursor = self.db.execute(sql, [*fields.values(), key, *allowed_from])
+            if cursor.rowcount != 1:
+                current = self.db.execute(
+                    "SELECT status FROM jobs WHERE job_key = ?", [key]
+                ).fetchone()
+                raise StateError(
+                    f"illegal state change for job {key}: {current[0] if current else 'missing'}"
+                    f" -> {new.value}"
+                )
+
+    def begin_submit(self, key: str, body: dict[str, Any]) -> str:
+        """Make the idempotency key and the exact body durable; return the key to send.
+
+        A job already ``submitting`` keeps its stored key and body (the caller must resend the
+        stored body): the first request may have reached the service.
+        """
+        row = self.job(key)
+        if row.status is JobStatus.SUBMITTING and row.idempotency_key:
+            return row.idempotency_key
+        ikey = idempotency_key(key, row.attempt)
+        self._transition(
+            key,
+            JobStatus.SUBMITTING,
+            idempotency_key=ikey,
+            request_body=json.dumps(body, sort_keys=True),
+            submitted_at=_now(),
+            error_code=None,
+            error_message=None,
+            request_id=None,
+        )
+        return ikey
+
+    def record_task(self, key: str, task: RemoteTask) -> None:
+        """The create answer arrived: the task id is durable from here on."""
+        self._transition(
+            key,
+            JobStatus.RUNNING,
+            task_id=task.id,
+            remote_status=task.status,
+            reserved_credits=task.reserved_credits,
+            final_credits=task.final_credits,
+        )
+
+    def record_poll(self, key: str, task: RemoteTask) -> None:
+        """A status poll answered and the task is not finished yet."""
+        self._transition(
+            key,
+            JobStatus.RUNNING,
+            remote_status=task.status,
+            reserved_credits=task.reserved_credits,
+            polls=self.job(key).polls + 1,
+        )
+
+    def record_succeeded_remote(self, key: str, task: RemoteTask) -> None:
+        """The remote task succeeded: keep its result URLs and credits, start downloading."""
+        row = self.job(key)
+        self._transition(
+            key,
+            JobStatus.DOWNLOADING,
+            remote_status=task.status,
+            reserved_credits=task.reserved_credits,
+            final_credits=task.final_credits,
+            result_urls=list(task.result_urls),
+            polls=row.polls + (0 if row.status is JobStatus.DOWNLOADING else 1),
+        )
+
+    def record_outputs(self, key: str, outputs: Sequence[str]) -> None:
+        """Every result file is on disk: the job is done."""
+        self._transition(key, JobStatus.SUCCEEDED, outputs=list(outputs), finished_at=_now())
+
+    def record_failed(
+        self,
+        key: str,
+        *,
+        code: str | None,
+        message: str,
+        request_id: str | None = None,
+        task: RemoteTask | None = None,
+    ) -> None:
+        """The job failed for good (API refusal or remote failure); keep why."""
+        extra: dict[str, Any] = {}
+        if task is not None:
+            extra = {
+                "remote_status": task.status,
+                "reserved_credits": task.reserved_credits,
+                "final_credits": task.final_credits,
+            }
+        self._transition(
+            key,
+            JobStatus.FAILED,
+            error_code=code,
+            error_message=message,
+            request_id=request_id,
+            finished_at=_now(),
+            **extra,
+        )
+
+    def record_blocked(self, key: str, *, message: str, task: RemoteTask | None = None) -> None:
+        """Out of credits: this job waits for a later run (which uses the next attempt)."""
+        extra: dict[str, Any] = {}
+        if task is not None:
+            extra = {"remote_status": task.status, "final_credits": task.final_credits}
+        self._transition(
+            key,
+            JobStatus.BLOCKED,
+            error_code="insufficient_credits",
+            error_message=message,
+            **extra,
+        )
+
+    def requeue(self, key: str) -> None:
+        """A blocked (or, on request, failed) job goes back to pending with the next attempt
+        number, so it never reuses the idempotency key of its previous attempt."""
+        row = self.job(key)
+        self._transition(
+            key,
+            JobStatus.PENDING,
+            attempt=row.attempt + 1,
+            idempotency_key=None,
+            request_body=None,
+            task_id=None,
+            remote_status=None,
+            reserved_credits=None,
+            final_credits=None,
+            result_urls=[],
+            finished_at=None,
+        )
+
+    # -- uploads -------------------------------------------------------------------------------
+
+    def upload_for(self, source_key: str) -> UploadRow | None:
+        rows = list(self.db.query("SELECT * FROM uploads WHERE source_key = ?", [source_key]))
+        if not rows:
+            return None
+        r = rows[0]
+        return UploadRow(
+            source_key=r["source_key"],
+            file_id=r["file_id"],
+            url=r["url"],
+            mime_type=r["mime_type"],
+            size_bytes=r["size_bytes"],
+            name=r["name"],
+            expires_at=r["expires_at"],
+        )
+
+    def save_upload(self, source_key: str, up: UploadedFile) -> None:
+        with self._tx():
+            self.db.table("uploads").insert(
+                {
+                    "source_key": source_key,
+                    "file_id": up.id,
+                    "url": up.url,
+                    "mime_type": up.mime_type,
+                    "size_bytes": up.size_bytes,
+                    "name": up.name,
+                    "expires_at": up.expires_at,
+                    "uploaded_at": _now(),
+                },
+                replace=True,
+            )
+
+    # -- events --------------------------------------------------------------------------------
+
+    def log_event(self, key: str | None, kind: str, detail: str = "") -> None:
+        with self._tx():
+            self.db.table("events").insert(
+                {"at": _now(), "job_key": key, "kind": kind, "detail": detail[:2000]}
+            )
+
+    def events(self, limit: int = 1000) -> list[dict[str, Any]]:
+        return list(self.db.query("SELECT * FROM events ORDER BY id DESC LIMIT ?", [limit]))
+
+
+def _encode(value: Any) -> Any:
+    if isinstance(value, list | tuple | dict):
+        return json.dumps(value)
+    return value
+
+
+def _meta(db: sqlite_utils.Database) -> dict[str, str]:
+    if "meta" not in db.table_names():
+        return {}
+    return {r["key"]: r["value"] for r in db.query("SELECT key, value FROM meta")}
+
+
+def _take_lock(path: Path) -> Any:
+    """One run per state file at a time: two runners would race for the same jobs."""
+    lock_path = path.with_name(path.name + ".lock")
+    handle = open(lock_path, "a+")  # noqa: SIM115 - held open for the store's lifetime
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError as exc:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise StateError(
+            f"{path} is in use by another batchgen run ({holder})",
+            hint="Wait for it to finish, or stop it; two runs on one state file would race.",
+        ) from exc
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"pid {os.getpid()}")
+    handle.flush()
+    return handle

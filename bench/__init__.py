@@ -1,0 +1,1 @@
+"""Benchmarks: ``make bench`` (``python -m bench``). Results land in ``bench/results/*.json``."""

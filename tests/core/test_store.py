@@ -1,0 +1,158 @@
+"""The state store: an explicit, enforced state machine that never loses or repeats a key."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from batchgen.errors import StateError
+from batchgen.models import (
+    TERMINAL,
+    TRANSITIONS,
+    JobSpec,
+    JobStatus,
+    RemoteTask,
+    can_transition,
+    job_key,
+)
+from batchgen.store import StateStore
+
+
+def spec(job_id: str, prompt: str = "a red fox") -> JobSpec:
+    return JobSpec(id=job_id, prompt=prompt, params=(("duration", "5"), ("mode", "std")))
+
+
+@pytest.fixture
+def store(tmp_path: Path):
+    with StateStore.open(tmp_path / "s.db", "b") as s:
+        yield s
+
+
+def key_of(s: JobSpec) -> str:
+    return job_key("b", s.id, s.request_hash)
+
+
+def test_sync_inserts_pending_and_never_deletes(store: StateStore) -> None:
+    """Syncing a shorter manifest keeps the removed job's row but flags it as not current."""
+    store.sync_jobs([spec("a"), spec("b")])
+    store.sync_jobs([spec("a")])
+    assert [r.job_id for r in store.jobs()] == ["a"]
+    every = store.jobs(current_only=False)
+    assert [(r.job_id, r.in_manifest, r.status) for r in every] == [
+        ("a", True, JobStatus.PENDING),
+        ("b", False, JobStatus.PENDING),
+    ]
+
+
+def test_edited_job_is_a_new_version_with_a_new_key(store: StateStore) -> None:
+    """Editing a job's prompt makes a new row; the old version and its key stay untouched."""
+    old, new = spec("a", "first"), spec("a", "second")
+    store.sync_jobs([old])
+    old_ikey = store.begin_submit(key_of(old), {"prompt": "first"})
+    store.sync_jobs([new])
+    assert key_of(old) != key_of(new)
+    new_ikey = store.begin_submit(key_of(new), {"prompt": "second"})
+    assert new_ikey != old_ikey
+    assert store.job(key_of(old)).idempotency_key == old_ikey
+
+
+def test_begin_submit_is_durable_and_stable(tmp_path: Path) -> None:
+    """The key and body are committed before the request; reopening returns the same key."""
+    path = tmp_path / "s.db"
+    with StateStore.open(path, "b") as s:
+        s.sync_jobs([spec("a")])
+        ikey = s.begin_submit(key_of(spec("a")), {"prompt": "x"})
+    raw = sqlite3.connect(path).execute("SELECT idempotency_key, request_body FROM jobs").fetchone()
+    assert raw == (ikey, '{"prompt": "x"}')
+    with StateStore.open(path, "b") as s:
+        assert s.begin_submit(key_of(spec("a")), {"prompt": "changed"}) == ikey
+        assert s.job(key_of(spec("a"))).request_body == {"prompt": "x"}
+
+
+def test_illegal_transition_is_refused(store: StateStore) -> None:
+    """A pending job cannot jump to succeeded; the store raises and changes nothing."""
+    store.sync_jobs([spec("a")])
+    with pytest.raises(StateError, match="pending -> succeeded"):
+        store.record_outputs(key_of(spec("a")), ["x.mp4"])
+    assert store.job(key_of(spec("a"))).status is JobStatus.PENDING
+
+
+def test_requeue_bumps_the_attempt_and_the_key(store: StateStore) -> None:
+    """A blocked job goes back to pending with the next attempt number and a fresh key."""
+    k = key_of(spec("a"))
+    store.sync_jobs([spec("a")])
+    first = store.begin_submit(k, {})
+    store.record_blocked(k, message="no credits")
+    store.requeue(k)
+    row = store.job(k)
+    assert (row.status, row.attempt, row.idempotency_key) == (JobStatus.PENDING, 2, None)
+    assert store.begin_submit(k, {}) == first.rsplit(".", 1)[0] + ".2"
+
+
+def test_full_lifecycle_records_credits_and_outputs(store: StateStore) -> None:
+    """submit -> running -> downloading -> succeeded keeps task id, credits and outputs."""
+    k = key_of(spec("a"))
+    store.sync_jobs([spec("a")])
+    store.begin_submit(k, {})
+    store.record_task(k, RemoteTask(id="task_1", status="queued", reserved_credits=90))
+    store.record_poll(k, RemoteTask(id="task_1", status="processing", reserved_credits=90))
+    done = RemoteTask(
+        id="task_1",
+        status="succeeded",
+        reserved_credits=90,
+        final_credits=90,
+        result_urls=("http://x/1.mp4",),
+    )
+    store.record_succeeded_remote(k, done)
+    store.record_outputs(k, ["/out/a.mp4"])
+    row = store.job(k)
+    assert (row.status, row.task_id, row.final_credits, row.polls) == (
+        JobStatus.SUCCEEDED,
+        "task_1",
+        90,
+        2,
+    )
+    assert row.outputs == ("/out/a.mp4",)
+    assert store.counts() == {
+        "by_status": {"succeeded": 1},
+        "reserved_credits": 90,
+        "final_credits": 90,
+    }
+
+
+def test_second_runner_on_the_same_state_is_refused(tmp_path: Path) -> None:
+    """Two runs on one state file would race, so the second open fails with a clear message."""
+    with StateStore.open(tmp_path / "s.db", "b"), pytest.raises(StateError, match="in use"):
+        StateStore.open(tmp_path / "s.db", "b")
+
+
+def test_state_of_another_batch_is_refused(tmp_path: Path) -> None:
+    """A state file remembers its batch and refuses to serve another one."""
+    StateStore.open(tmp_path / "s.db", "one").close()
+    with pytest.raises(StateError, match="belongs to batch 'one'"):
+        StateStore.open(tmp_path / "s.db", "two")
+
+
+def test_garbage_file_is_a_state_error(tmp_path: Path) -> None:
+    """A file that is not SQLite gives a StateError that names the file, not a traceback."""
+    bad = tmp_path / "s.db"
+    bad.write_text("not a database at all" * 100)
+    with pytest.raises(StateError, match=r"s\.db"):
+        StateStore.open(bad, "b")
+
+
+@given(st.sampled_from(list(JobStatus)), st.sampled_from(list(JobStatus)))
+def test_transition_table_shape(old: JobStatus, new: JobStatus) -> None:
+    """Succeeded is final; failed and blocked only go back to pending; nothing skips submitting."""
+    allowed = can_transition(old, new)
+    if old is JobStatus.SUCCEEDED:
+        assert not allowed
+    if old in (JobStatus.FAILED, JobStatus.BLOCKED) and allowed:
+        assert new is JobStatus.PENDING
+    if old is JobStatus.PENDING and new in (JobStatus.RUNNING, JobStatus.DOWNLOADING):
+        assert not allowed
+    assert set(TRANSITIONS) >= TERMINAL
