@@ -1,0 +1,122 @@
+"""How many status polls per second the emulator answers on one core.
+
+The emulator runs in a subprocess pinned to one CPU (``python -m batchgen.emulator``), so it has
+a core of its own; this process creates some tasks, then hammers
+``GET /api/v1/generations/{id}`` over keep-alive connections for a fixed time. Target: at least
+2,000 polls per second, so that client benchmarks measure the client, not the emulator.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from typing import Any
+
+import aiohttp
+
+TARGET_PER_S = 2000
+TASKS = 200
+CONCURRENCY = 64
+WARMUP_S = 1.0
+MEASURE_S = 5.0
+
+
+def start_emulator() -> tuple[subprocess.Popen[str], str, str]:
+    """The emulator subprocess and its base URL and key (read from the export line)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "batchgen.emulator", "--port", "0", "--time-scale", "0.001",
+         "--rate-limit-per-s", "1000000", "--seed", "1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if line.startswith("export "):
+            env = dict(item.split("=", 1) for item in line.split()[1:])
+            return proc, env["RIVYA_BASE_URL"], env["RIVYA_API_KEY"]
+    raise RuntimeError("the emulator exited before printing its export line")
+
+
+def pin(pid: int, cpu: int) -> int | None:
+    """Pin ``pid`` (0: this process) to one CPU when there are two or more; return it."""
+    if not hasattr(os, "sched_setaffinity") or (os.cpu_count() or 1) < 2:
+        return None
+    os.sched_setaffinity(pid, {cpu})
+    return cpu
+
+
+async def create_tasks(http: aiohttp.ClientSession, base: str) -> list[str]:
+    """Create the tasks to poll (they finish at once at this time scale)."""
+    ids = []
+    for n in range(TASKS):
+        body = {"model": "kling-3-0", "prompt": f"bench clip {n}", "params": {"duration": "5"}}
+        async with http.post(f"{base}/api/v1/generations", json=body) as resp:
+            assert resp.status == 201, await resp.text()
+            ids.append((await resp.json())["id"])
+    await asyncio.sleep(0.5)
+    return ids
+
+
+async def hammer(http: aiohttp.ClientSession, urls: list[str], seconds: float) -> tuple[int, int]:
+    """Poll ``urls`` round-robin from CONCURRENCY workers; return (answers, non-200 answers)."""
+    deadline = time.perf_counter() + seconds
+    done = errors = 0
+
+    async def worker(offset: int) -> None:
+        nonlocal done, errors
+        n = offset
+        while time.perf_counter() < deadline:
+            async with http.get(urls[n % len(urls)]) as resp:
+                await resp.read()
+                done += 1
+                errors += resp.status != 200
+            n += CONCURRENCY
+
+    await asyncio.gather(*(worker(i) for i in range(CONCURRENCY)))
+    return done, errors
+
+
+async def measure(base: str, key: str) -> dict[str, Any]:
+    """Warm up, then count polls answered in MEASURE_S seconds."""
+    connector = aiohttp.TCPConnector(limit=CONCURRENCY)
+    headers = {"Authorization": f"Bearer {key}"}
+    async with aiohttp.ClientSession(headers=headers, connector=connector) as http:
+        urls = [f"{base}/api/v1/generations/{i}" for i in await create_tasks(http, base)]
+        await hammer(http, urls, WARMUP_S)
+        started = time.perf_counter()
+        done, errors = await hammer(http, urls, MEASURE_S)
+        elapsed = time.perf_counter() - started
+    return {"requests": done, "errors": errors, "elapsed_s": round(elapsed, 2)}
+
+
+def run() -> dict[str, Any]:
+    """Start the emulator, measure, stop it; the figures for bench/results."""
+    proc, base, key = start_emulator()
+    server_cpu = pin(proc.pid, 0)
+    client_cpu = pin(0, 1)
+    try:
+        figures = asyncio.run(measure(base, key))
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=30)
+        if client_cpu is not None:
+            os.sched_setaffinity(0, set(range(os.cpu_count() or 1)))
+    per_s = figures["requests"] / figures["elapsed_s"]
+    return {
+        "status_polls_per_s": round(per_s),
+        "target_per_s": TARGET_PER_S,
+        "meets_target": per_s >= TARGET_PER_S,
+        "concurrency": CONCURRENCY,
+        "tasks": TASKS,
+        "server_pinned_to_cpu": server_cpu,
+        **figures,
+    }
+
+
+if __name__ == "__main__":
+    print(run())
