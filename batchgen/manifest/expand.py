@@ -1,0 +1,234 @@
+"""Expansion: a parsed manifest -> one :class:`Draft` per job. Pure: no files, no network.
+
+Jobs come from three sources, in this order: the matrix (the cartesian product of its axes, in
+the order written, minus ``exclude``), the explicit ``jobs``, then the rows of ``rows:`` files.
+Each job starts from ``defaults`` and overrides them; ``repeat: N`` turns a job into N variations
+named ``<id>-1`` ... ``<id>-N`` (the manifest's ``repeat`` applies to every job unless the job or
+row sets its own). The count is therefore
+``(product of axis sizes - excluded + jobs + rows) x repeat``.
+
+A matrix job's default id joins the slugs of its axis values: the non-param axes in alphabetical
+order, then the param axes in the contract's order (``sneaker-16x9``). That order, not the order
+the axes are written in, so that reordering YAML keys never renames (and so never re-runs) a job.
+"""
+
+from __future__ import annotations
+
+import difflib
+import itertools
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+
+from batchgen.contract import PARAM_NAMES
+from batchgen.manifest.doc import Axis, Draft, JobEntry, ManifestDoc, Scalar, Val, scalar_text
+from batchgen.manifest.template import compile_template, slugify
+from batchgen.models import Location
+
+Variables = Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class Expansion:
+    """The drafts of every job, in order, and the problems templating found."""
+
+    drafts: tuple[Draft, ...]
+    problems: tuple[tuple[Location, str], ...]
+
+
+def expand(doc: ManifestDoc) -> Expansion:
+    """Every job the manifest describes, templated, excluded and repeated. Never raises."""
+    expander = _Expander(doc)
+    expander.matrix()
+    for entry in doc.jobs:
+        expander.entry(entry, "job")
+    for entry in doc.rows:
+        expander.entry(entry, "row")
+    return Expansion(tuple(expander.drafts), tuple(dict.fromkeys(expander.problems)))
+
+
+def id_axis_order(axes: Iterable[Axis]) -> list[str]:
+    """Axis names in default-id order: other axes alphabetically, then params in contract order."""
+    names = {axis.name for axis in axes}
+    return sorted(names - set(PARAM_NAMES)) + [p for p in PARAM_NAMES if p in names]
+
+
+def unknown_variable_message(name: str, available: Iterable[str]) -> str:
+    """What is wrong with ``{name}``, the closest known variable, and every variable known here."""
+    options = sorted(available)
+    if not options:
+        return (
+            f"unknown template variable {{{name}}}: nothing defines it here "
+            "(give the job `vars:`, or write {{ and }} for literal braces)"
+        )
+    close = difflib.get_close_matches(name, options, n=1)
+    hint = f"; did you mean {{{close[0]}}}?" if close else ""
+    listed = ", ".join("{" + option + "}" for option in options)
+    return f"unknown template variable {{{name}}}{hint} (variables here: {listed})"
+
+
+class _Expander:
+    def __init__(self, doc: ManifestDoc) -> None:
+        self.doc = doc
+        self.drafts: list[Draft] = []
+        self.problems: list[tuple[Location, str]] = []
+        self.repeat = doc.repeat.value if doc.repeat else 1
+
+    def render(
+        self,
+        source: Val[str],
+        variables: Variables,
+        *,
+        at: Location | None = None,
+        note: str = "",
+        transform: Callable[[str], str] | None = None,
+    ) -> str:
+        """Render a template, adding a problem for each unknown variable (at ``at`` if given)."""
+        template = compile_template(source.value)
+        for name in template.names:
+            if name not in variables:
+                message = unknown_variable_message(name, variables)
+                self.problems.append((at or source.where, message + note))
+        return template.render(variables, transform)
+
+    def params(
+        self, items: Iterable[tuple[str, Val[object]]], variables: Variables
+    ) -> dict[str, Val[object]]:
+        out: dict[str, Val[object]] = {}
+        for name, val in items:
+            if isinstance(val.value, str) and "{" in val.value:
+                val = Val(self.render(Val(val.value, val.where), variables), val.where)
+            out[name] = val
+        return out
+
+    def references(self, refs: tuple[Val[str], ...], variables: Variables) -> tuple[Val[str], ...]:
+        if "{" not in "".join([r.value for r in refs]):
+            return refs
+        return tuple(Val(self.render(r, variables), r.where) for r in refs)
+
+    def emit(self, draft: Draft, repeat: int) -> None:
+        if repeat == 1:
+            self.drafts.append(draft)
+            return
+        for n in range(1, repeat + 1):
+            self.drafts.append(draft._replace(id=f"{draft.id}-{n}"))
+
+    # -- the matrix ------------------------------------------------------------------------
+
+    def matrix(self) -> None:
+        doc = self.doc
+        if not doc.axes or doc.prompt is None or doc.matrix_where is None:
+            return
+        self._check_matrix_templates()
+        before = len(self.drafts)
+        names = [axis.name for axis in doc.axes]
+        id_positions = [names.index(n) for n in id_axis_order(doc.axes)]
+        choices = [[(scalar_text(v.value), v) for v in axis.values] for axis in doc.axes]
+        for combo in itertools.product(*choices):
+            texts = [text for text, _ in combo]
+            variables = dict(zip(names, texts, strict=True))
+            if self._excluded(variables):
+                continue
+            default_id = "-".join(slugify(texts[i]) for i in id_positions)
+            self._matrix_job(variables, default_id, combo)
+        if doc.excludes and len(self.drafts) == before:
+            self.problems.append(
+                (doc.excludes[0].where, "exclude removes every matrix combination")
+            )
+
+    def _excluded(self, variables: Variables) -> bool:
+        return any(
+            all(variables[axis] in values for axis, values in rule.match)
+            for rule in self.doc.excludes
+        )
+
+    def _matrix_job(
+        self, variables: Variables, default_id: str, combo: tuple[tuple[str, Val[Scalar]], ...]
+    ) -> None:
+        doc = self.doc
+        assert doc.prompt is not None and doc.matrix_where is not None
+        template = doc.id_template
+        job_id = (
+            compile_template(template.value).render(variables, slugify) if template else default_id
+        )
+        params = self.params(doc.defaults_params, variables)
+        for axis, (_, val) in zip(doc.axes, combo, strict=True):
+            if axis.is_param:
+                params[axis.name] = Val(val.value, val.where)
+        draft = Draft(
+            id=job_id,
+            where=doc.matrix_where,
+            id_where=template.where if template else doc.matrix_where,
+            prompt=compile_template(doc.prompt.value).render(variables),
+            prompt_where=doc.prompt.where,
+            params=params,
+            references=self.references(doc.defaults_references, variables),
+            references_where=doc.defaults_references_where or doc.matrix_where,
+        )
+        self.emit(draft, self.repeat)
+
+    def _check_matrix_templates(self) -> None:
+        """Unknown variables are reported once per template (not once per job); unused axes too."""
+        doc = self.doc
+        names = {axis.name: "" for axis in doc.axes}
+        texts = [doc.prompt, doc.id_template, *doc.defaults_references]
+        texts += [Val(v.value, v.where) for _, v in doc.defaults_params if isinstance(v.value, str)]
+        used: set[str] = set()
+        before = len(self.problems)
+        for source in texts:
+            if source is not None:
+                self.render(source, names)
+                used.update(compile_template(source.value).names)
+        if len(self.problems) != before:
+            return  # a misspelt {variable} also leaves its axis unused: one message is enough
+        for axis in doc.axes:
+            if not axis.is_param and axis.name not in used:
+                self.problems.append((axis.where, _unused_axis_message(axis.name)))
+
+    # -- explicit jobs and rows -------------------------------------------------------------
+
+    def entry(self, entry: JobEntry, noun: str) -> None:
+        doc = self.doc
+        variables = dict(entry.vars)
+        prompt = self._entry_prompt(entry, noun, variables)
+        if entry.id is None:
+            self.problems.append((entry.where, f"this {noun} has no `id`; give it a unique id"))
+            return
+        if prompt is None:
+            return
+        refs = doc.defaults_references if entry.references is None else entry.references
+        draft = Draft(
+            id=self.render(entry.id, variables, transform=slugify),
+            where=entry.where,
+            id_where=entry.id.where,
+            prompt=prompt,
+            prompt_where=entry.prompt.where if entry.prompt else entry.where,
+            params=self.params(itertools.chain(doc.defaults_params, entry.params), variables),
+            references=self.references(refs, variables),
+            references_where=entry.references_where or doc.defaults_references_where or entry.where,
+        )
+        self.emit(draft, entry.repeat.value if entry.repeat else self.repeat)
+
+    def _entry_prompt(self, entry: JobEntry, noun: str, variables: Variables) -> str | None:
+        if entry.prompt is not None:
+            return self.render(entry.prompt, variables)
+        shared = self.doc.prompt
+        if shared is None:
+            self.problems.append((entry.where, _NO_PROMPT[noun]))
+            return None
+        note = f" (in the top-level prompt template at line {shared.where.line})"
+        return self.render(shared, variables, at=entry.where, note=note)
+
+
+_NO_PROMPT = {
+    "job": "this job has no `prompt`; add one (1 to 2000 characters)",
+    "row": "this row has no prompt; fill its prompt cell, or give the manifest a top-level "
+    "`prompt:` template that uses the row's columns",
+}
+
+
+def _unused_axis_message(name: str) -> str:
+    return (
+        f"matrix axis '{name}' is not used: it is not a param and no template mentions "
+        f"{{{name}}}, so its jobs would be identical; use it in the prompt, or use `repeat:` "
+        "for variations"
+    )

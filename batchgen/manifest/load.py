@@ -1,0 +1,92 @@
+"""``load_manifest``: read, expand and validate a manifest; raise ``ManifestError`` listing all.
+
+The steps, each its own module: YAML text -> located tree (``yamltree``) -> parsed manifest
+(``read``) + rows files (``rows``) -> drafts (``expand``, pure) -> job specs (``check``, pure,
+with reference files inspected by ``refs``) -> ``Manifest``. Problems from every step are
+collected and reported together; nothing here touches the network or a database.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+from pathlib import Path
+
+from batchgen.errors import ManifestError, Problem
+from batchgen.manifest.check import build_specs
+from batchgen.manifest.doc import ManifestDoc
+from batchgen.manifest.expand import expand
+from batchgen.manifest.problems import Problems
+from batchgen.manifest.read import read_doc
+from batchgen.manifest.refs import ReferenceResolver
+from batchgen.manifest.rows import load_rows
+from batchgen.manifest.yamltree import parse_yaml
+from batchgen.models import MODEL_ID, Manifest
+
+
+def load_manifest(path: Path) -> Manifest:
+    """The validated manifest at ``path``; raises ``ManifestError`` listing every problem."""
+    path = Path(path)
+    file = str(path)
+    text = _read_manifest(path)
+    problems = Problems(first_file=file)
+    root = parse_yaml(text, file, problems)
+    base_dir = path.absolute().parent
+    doc = read_doc(root, file, base_dir, problems) if root is not None else None
+    if doc is None:
+        raise problems.error()  # the top level is unusable; a problem says why
+    doc = replace(doc, rows=load_rows(doc, problems))
+    expansion = expand(doc)
+    for where, message in expansion.problems:
+        problems.add(where, message)
+    jobs = build_specs(expansion.drafts, ReferenceResolver(base_dir, problems), problems)
+    output_dir = _output_dir(doc, problems)
+    problems.raise_if_any()
+    return Manifest(
+        path=path.absolute(),
+        batch=doc.batch.value,
+        jobs=tuple(jobs),
+        output_dir=output_dir,
+        limits=doc.limits,
+        model=MODEL_ID,
+    )
+
+
+def _read_manifest(path: Path) -> str:
+    try:
+        return path.read_bytes().decode("utf-8-sig")
+    except FileNotFoundError:
+        message = "manifest file not found; check the path (try: ls jobs/)"
+    except IsADirectoryError:
+        message = "this is a folder; pass the manifest's .yaml file"
+    except UnicodeDecodeError as exc:
+        message = f"the manifest is not UTF-8 text (byte {exc.start}); save it as UTF-8"
+    except OSError as exc:
+        message = f"cannot read the manifest: {exc.strerror}"
+    raise ManifestError([Problem(str(path), message)])
+
+
+def _output_dir(doc: ManifestDoc, problems: Problems) -> Path:
+    """``output.dir`` (default ``out/<batch>``) made absolute, checked writable or creatable."""
+    given = doc.output_dir
+    shown = given.value if given else f"out/{doc.batch.value}"
+    where = given.where if given else doc.batch.where
+    path = Path(os.path.normpath(doc.base_dir / shown))
+    problem = output_dir_problem(path)
+    if problem:
+        problems.add(where, f"output.dir {shown!r} {problem}")
+    return path
+
+
+def output_dir_problem(path: Path) -> str | None:
+    """Why videos cannot be written under ``path`` (it need not exist yet), or None."""
+    probe = path
+    while not probe.exists() and probe.parent != probe:
+        probe = probe.parent
+    if probe == path and not path.is_dir():
+        return "is a file, not a folder; choose a folder for the videos"
+    if not probe.is_dir():
+        return f"cannot be created: {probe} is a file, not a folder"
+    if not os.access(probe, os.W_OK | os.X_OK):
+        return f"is not writable ({probe} does not allow it); choose another folder"
+    return None

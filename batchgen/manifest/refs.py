@@ -1,0 +1,120 @@
+"""Reference images: check each distinct file once (exists, size, image signature) and hash it.
+
+Local paths are relative to the manifest's folder and become absolute. ``http(s)://`` URLs are
+accepted as they are and never fetched (the runner decides what to do with them).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from batchgen.contract import (
+    MAX_REFERENCE_BYTES,
+    REFERENCE_MIME_TYPES,
+    sniff_image_mime,
+    sniff_other_kind,
+)
+from batchgen.manifest.doc import Val
+from batchgen.manifest.problems import Problems
+from batchgen.models import Reference
+
+ACCEPTED = "JPEG, PNG or WebP"
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    """What validation learnt about one reference file."""
+
+    sha256: str
+    size_bytes: int
+    mime_type: str
+
+
+class ReferenceResolver:
+    """Callable ``Val[str] -> Reference | None``; each distinct file is read and hashed once."""
+
+    def __init__(self, base_dir: Path, problems: Problems) -> None:
+        self.base_dir = str(base_dir)
+        self.problems = problems
+        self.files: dict[str, FileInfo | str] = {}  # absolute path -> what it is
+        self.paths: dict[str, str] = {}  # value as written -> absolute path
+        self.refs: dict[Val[str], Reference | None] = {}
+
+    def __call__(self, ref: Val[str]) -> Reference | None:
+        """The reference (shared by every job that names it at the same place), or None."""
+        if ref in self.refs:
+            return self.refs[ref]
+        result = self.refs[ref] = self._resolve(ref)
+        return result
+
+    def _resolve(self, ref: Val[str]) -> Reference | None:
+        if "://" in ref.value:
+            return self._url(ref)
+        path = self.paths.get(ref.value)
+        if path is None:
+            path = self.paths[ref.value] = os.path.normpath(os.path.join(self.base_dir, ref.value))
+        info = self.files.get(path)
+        if info is None:
+            info = self.files[path] = inspect_file(Path(path))
+        if isinstance(info, str):
+            self.problems.add(ref.where, f"reference {ref.value!r} {info}")
+            return None
+        return Reference(path, ref.where, info.sha256, info.size_bytes, info.mime_type)
+
+    def _url(self, ref: Val[str]) -> Reference | None:
+        parts = urlsplit(ref.value)
+        if parts.scheme in ("http", "https") and parts.netloc:
+            return Reference(ref.value, ref.where)
+        self.problems.add(
+            ref.where,
+            f"reference {ref.value!r} is neither a local file nor an http(s) URL; "
+            "write a path relative to the manifest's folder, or an https:// address",
+        )
+        return None
+
+
+def inspect_file(path: Path) -> FileInfo | str:
+    """The file's hash, size and image type, or what is wrong with it (a message fragment)."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return f"does not exist (looked for {path}; relative paths start at the manifest's folder)"
+    except OSError as exc:
+        return f"cannot be read: {exc.strerror}"
+    if not stat.S_ISREG(st.st_mode):
+        return "is a folder, not an image file"
+    if st.st_size > MAX_REFERENCE_BYTES:
+        return (
+            f"is {st.st_size / 1048576:.1f} MB; kling-3-0 accepts images of at most 10 MB "
+            f"({MAX_REFERENCE_BYTES} bytes): shrink or recompress it"
+        )
+    try:
+        return _read_and_hash(path, st.st_size)
+    except OSError as exc:
+        return f"cannot be read: {exc.strerror}"
+
+
+def _read_and_hash(path: Path, size: int) -> FileInfo | str:
+    with path.open("rb") as handle:
+        head = handle.read(16)
+        mime = sniff_image_mime(head)
+        if mime is None or mime not in REFERENCE_MIME_TYPES:
+            return _not_an_image(head)
+        handle.seek(0)
+        digest = hashlib.file_digest(handle, "sha256").hexdigest()
+    return FileInfo(digest, size, mime)
+
+
+def _not_an_image(head: bytes) -> str:
+    kind = sniff_other_kind(head)
+    if kind:
+        return f"is {kind}; kling-3-0 accepts {ACCEPTED} images: convert it"
+    return (
+        f"is not a {ACCEPTED} image (its content has no image signature; the file name does "
+        "not matter, the bytes do)"
+    )
