@@ -1,0 +1,820 @@
+"""``RivyaClient``: Rivya Public API v1 over one aiohttp session.
+
+Every request takes a token from the shared ``RequestLimiter`` first, is retried per the
+``RetryPolicy`` when it fails with a ``RETRYABLE`` error, and fails with the typed errors of
+``batchgen.errors`` (the contract's table lives in ``error_type``). A 429 feeds the limiter's
+AIMD, so all workers slow down together.
+
+Security decisions:
+
+* The API key goes only to the *origin* (scheme, host, port) of the base URL. Result URLs on that
+  origin get it (the emulator, like the service, serves them there; sending the key back to the
+  host that issued it leaks nothing); result URLs anywhere else (a CDN, a signed URL) never do,
+  and aiohttp drops the header on a redirect to another origin. Reference images fetched from
+  http(s) URLs never get it, whatever their host.
+* A key over plain ``http://`` is refused (``ConfigError``) unless the host is loopback.
+* The key is never in a log line, an exception message or ``repr``: logs carry method, path,
+  status, requestId and attempt, never headers; messages from the server are scrubbed of it;
+  aiohttp errors that carry request headers (``ClientResponseError``) are not chained.
+* No cookies are kept (``DummyCookieJar``) and no proxy settings are read from the environment.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import json
+import logging
+import os
+import tempfile
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self, TypeVar
+from urllib.parse import quote
+
+import aiohttp
+import anyio
+from yarl import URL
+
+from batchgen import __version__
+from batchgen.errors import (
+    ApiError,
+    AuthError,
+    BatchgenError,
+    ClientRequestError,
+    ConfigError,
+    IdempotencyConflictError,
+    InsufficientCreditsError,
+    NotFoundError,
+    RateLimitedError,
+    ResultExpiredError,
+    ScopeDeniedError,
+    ServerError,
+    ServiceUnavailableError,
+    TransportError,
+    ValidationFailedError,
+)
+from batchgen.limits import RequestLimiter
+from batchgen.models import MODEL_ID, RemoteTask, UploadedFile
+from batchgen.retry import RetryPolicy, call_with_retry, parse_retry_after
+
+log = logging.getLogger("batchgen.client")
+
+T = TypeVar("T")
+
+API = "/api/v1"
+RESULT = "GET result"  # endpoint label of result downloads (any host)
+REFERENCE = "GET reference"  # endpoint label of reference fetches (any host)
+DEFAULT_USER_AGENT = f"batchgen/{__version__}"
+MAX_REFERENCE_BYTES = 10 * 1024 * 1024  # the contract's image limit
+CONNECTION_LIMIT = 64  # sockets in the pool; the limiter, not this, sets the request rate
+CHUNK_BYTES = 256 * 1024
+SCOPES = (
+    "models:read",
+    "generations:create",
+    "generations:read",
+    "files:create",
+    "files:read",
+    "credits:read",
+    "webhooks:manage",
+)
+AUTH_CODES = frozenset({"api_key_missing", "api_key_invalid", "api_key_revoked", "api_key_expired"})
+_JOB_ERRORS_BY_CODE: Mapping[str, type[ApiError]] = {
+    "validation_failed": ValidationFailedError,
+    "not_found": NotFoundError,
+    "idempotency_conflict": IdempotencyConflictError,
+}
+_JOB_ERRORS_BY_STATUS: Mapping[int, type[ApiError]] = {
+    400: ValidationFailedError,
+    404: NotFoundError,
+    409: IdempotencyConflictError,
+}
+_HINTS: Mapping[type[ApiError], str] = {
+    AuthError: "Check RIVYA_API_KEY: it must be a current key for this base URL. Nothing was "
+    "marked failed; fix the key, then run the same command again.",
+    InsufficientCreditsError: "Top up credits, then run the same command again: finished "
+    "jobs are kept and blocked jobs are resubmitted.",
+}
+
+
+# --------------------------------------------------------------------------- pure helpers
+
+
+def is_loopback_host(host: str | None) -> bool:
+    """True for ``localhost`` and any loopback address (127.0.0.0/8, ::1)."""
+    if not host:
+        return False
+    name = host.strip("[]").rstrip(".").lower()
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def check_base_url(base_url: str, api_key: str | None) -> URL:
+    """Validate the base URL (and that the key may travel to it); return it without a slash."""
+    try:
+        url = URL(base_url.strip())
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"the base URL {base_url!r} is not a URL") from exc
+    if url.scheme not in ("http", "https") or not url.host:
+        raise ConfigError(
+            f"the base URL {base_url!r} must be an http(s) URL with a host",
+            hint="Set RIVYA_BASE_URL to something like https://rivya.ai",
+        )
+    if url.user or url.password or url.query_string or url.fragment:
+        raise ConfigError("the base URL must not carry credentials, a query or a fragment")
+    if api_key is not None and url.scheme == "http" and not is_loopback_host(url.host):
+        raise ConfigError(
+            f"refusing to send the API key over plain http to {url.host}",
+            hint="Use https:// (plain http is allowed only for loopback, e.g. the emulator).",
+        )
+    return url.with_path(url.path.rstrip("/"))
+
+
+def check_api_key(api_key: str | None) -> None:
+    """Reject keys that could not travel in a header (never echoing the key)."""
+    if api_key is None:
+        return
+    if not api_key or any(ch.isspace() or ord(ch) < 0x21 or ord(ch) > 0x7E for ch in api_key):
+        raise ConfigError(
+            "the API key is empty or contains spaces or control characters",
+            hint="Copy the key again into RIVYA_API_KEY (it starts with rvya_sk_).",
+        )
+
+
+def error_type(status: int, code: str) -> type[ApiError]:
+    """The contract's table: which error type an HTTP status and ``error.code`` mean."""
+    if status == 429:
+        return RateLimitedError
+    if code == "insufficient_credits" or status == 402:
+        return InsufficientCreditsError
+    if status >= 500:
+        return ServiceUnavailableError if code == "public_api_disabled" else ServerError
+    if code in AUTH_CODES or status == 401:
+        return AuthError
+    if code == "api_scope_denied" or status == 403:
+        return ScopeDeniedError
+    by_code = _JOB_ERRORS_BY_CODE.get(code) or _JOB_ERRORS_BY_STATUS.get(status)
+    return by_code or ClientRequestError
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """What an error answer said: ``error.code``, ``error.message`` and ``requestId``."""
+
+    code: str
+    message: str
+    request_id: str | None
+
+
+def parse_envelope(status: int, body: bytes, headers: Mapping[str, str]) -> Envelope:
+    """Read the error envelope; cope with non-JSON or envelope-less bodies."""
+    header_id = headers.get("X-Request-Id")
+    error = _json_or_none(body)
+    if isinstance(error, dict):
+        error = error.get("error", error)
+    if not isinstance(error, dict):
+        kind = headers.get("Content-Type", "no content type").split(";")[0]
+        return Envelope(f"http_{status}", f"no error envelope ({kind} body)", header_id)
+    code = error.get("code")
+    message = error.get("message")
+    request_id = error.get("requestId") or error.get("request_id") or header_id
+    return Envelope(
+        code=code if isinstance(code, str) and code else f"http_{status}",
+        message=message if isinstance(message, str) else "(no message)",
+        request_id=request_id if isinstance(request_id, str) else None,
+    )
+
+
+def _json_or_none(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def scope_named(message: str, needed: str | None) -> str | None:
+    """The scope a 403 is about: the one the message names, else the endpoint's own."""
+    for scope in SCOPES:
+        if scope in message:
+            return scope
+    return needed
+
+
+def error_from_answer(
+    status: int,
+    body: bytes,
+    headers: Mapping[str, str],
+    *,
+    endpoint: str,
+    scope: str | None = None,
+    now: datetime | None = None,
+) -> ApiError:
+    """Build the typed error for a non-2xx answer (pure; the caller scrubs secrets)."""
+    env = parse_envelope(status, body, headers)
+    kind = error_type(status, env.code)
+    text = f"{endpoint} answered HTTP {status} {env.code}: {env.message}"
+    if env.request_id:
+        text += f" (requestId {env.request_id})"
+    hint = _HINTS.get(kind)
+    if kind is ScopeDeniedError:
+        missing = scope_named(env.message, scope)
+        hint = f"The API key lacks the '{missing or 'unknown'}' scope; use a key that has it."
+    common: dict[str, Any] = {
+        "code": env.code,
+        "status": status,
+        "request_id": env.request_id,
+        "hint": hint,
+    }
+    if kind is RateLimitedError:
+        wait = parse_retry_after(headers.get("Retry-After"), now or _server_now(headers))
+        return RateLimitedError(text, retry_after_s=wait, **common)
+    return kind(text, **common)
+
+
+def _server_now(headers: Mapping[str, str]) -> datetime | None:
+    # An HTTP-date Retry-After is on the server's clock: measure it from the server's Date.
+    try:
+        return parsedate_to_datetime(headers["Date"])
+    except (KeyError, TypeError, ValueError, IndexError):
+        return None
+
+
+def _int_or_none(value: object) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return None
+
+
+def _result_urls(result: object) -> tuple[str, ...]:
+    if not isinstance(result, dict):
+        return ()
+    urls = [u for u in result.get("urls") or () if isinstance(u, str) and u]
+    primary = result.get("primary_url")
+    if isinstance(primary, str) and primary:
+        urls = [primary, *(u for u in urls if u != primary)]
+    return tuple(dict.fromkeys(urls))
+
+
+def parse_task(payload: object, *, replayed: bool = False) -> RemoteTask:
+    """The task object of a 2xx answer; ``result`` and ``error`` may be null, status any text."""
+    if not isinstance(payload, dict) or not isinstance(payload.get("id"), str) or not payload["id"]:
+        raise TransportError("the API answered 2xx without a task object (no 'id')")
+    error = payload.get("error")
+    error = error if isinstance(error, dict) else {}
+    code, message = error.get("code"), error.get("message")
+    status = payload.get("status")
+    return RemoteTask(
+        id=payload["id"],
+        status=status if isinstance(status, str) and status else "unknown",
+        reserved_credits=_int_or_none(payload.get("reserved_credits")),
+        final_credits=_int_or_none(payload.get("final_credits")),
+        result_urls=_result_urls(payload.get("result")),
+        error_code=code if isinstance(code, str) else None,
+        error_message=message if isinstance(message, str) else None,
+        replayed=replayed,
+    )
+
+
+def parse_uploaded_file(payload: object, *, name: str, size_bytes: int) -> UploadedFile:
+    """The file object of a 2xx upload answer, with its id under ``id`` or ``file_id``."""
+    if not isinstance(payload, dict):
+        raise TransportError("the Files API answered 2xx without a file object")
+    file_id = payload.get("id") or payload.get("file_id")
+    url = payload.get("url")
+    if not isinstance(file_id, str) or not isinstance(url, str) or not url:
+        raise TransportError("the Files API answered 2xx without a file id and url")
+    mime, stored_name = payload.get("mime_type"), payload.get("name")
+    expires = payload.get("expires_at")
+    return UploadedFile(
+        id=file_id,
+        url=url,
+        mime_type=mime if isinstance(mime, str) else "",
+        size_bytes=_int_or_none(payload.get("size_bytes")) or size_bytes,
+        name=stored_name if isinstance(stored_name, str) and stored_name else name,
+        expires_at=expires if isinstance(expires, str) else None,
+    )
+
+
+# --------------------------------------------------------------------------- stats
+
+
+@dataclass
+class ClientStats:
+    """Requests by (endpoint, HTTP status; None = no answer), 429s and retries, per client."""
+
+    by_endpoint: Counter[tuple[str, int | None]] = field(default_factory=Counter)
+    rate_limited: int = 0
+    retries: int = 0
+
+    @property
+    def requests(self) -> int:
+        return sum(self.by_endpoint.values())
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready view, shaped like the emulator ledger's request counts."""
+        rows = [
+            {"endpoint": e, "status": s, "count": n}
+            for (e, s), n in sorted(
+                self.by_endpoint.items(), key=lambda kv: (kv[0][0], str(kv[0][1]))
+            )
+        ]
+        return {
+            "requests": self.requests,
+            "rate_limited": self.rate_limited,
+            "retries": self.retries,
+            "by_endpoint": rows,
+        }
+
+
+# --------------------------------------------------------------------------- the client
+
+
+@dataclass(frozen=True)
+class _Call:
+    """One logical request (all its attempts): where, how it is labelled, what it may carry."""
+
+    method: str
+    url: URL
+    endpoint: str  # a label without ids: "GET /api/v1/generations/{id}"
+    scope: str | None = None  # the scope the endpoint needs (named in 403 hints)
+    auth: bool = True  # send the key (only ever to the base URL's origin)
+    budgeted: bool = True  # takes a limiter token and feeds its AIMD (API host only)
+
+
+@dataclass(frozen=True)
+class _Answer:
+    status: int
+    headers: Mapping[str, str]
+    payload: Any
+
+
+class RivyaClient:
+    """Async client for Rivya Public API v1. Use as ``async with RivyaClient(...) as client``."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None,
+        *,
+        limiter: RequestLimiter | None = None,
+        retry: RetryPolicy | None = None,
+        timeout_s: float = 60,
+        user_agent: str = DEFAULT_USER_AGENT,
+        connection_limit: int = CONNECTION_LIMIT,
+        max_reference_bytes: int = MAX_REFERENCE_BYTES,
+    ) -> None:
+        check_api_key(api_key)
+        self._base = check_base_url(base_url, api_key)
+        self._api_key = api_key
+        self._limiter = limiter
+        self._retry = retry or RetryPolicy()
+        self._timeout_s = timeout_s
+        self._user_agent = user_agent
+        self._connection_limit = connection_limit
+        self._max_reference_bytes = max_reference_bytes
+        self._session: aiohttp.ClientSession | None = None
+        self.stats = ClientStats()
+
+    def __repr__(self) -> str:
+        key = "set" if self._api_key else "none"
+        return f"RivyaClient(base_url={str(self._base)!r}, api_key=<{key}>)"
+
+    @property
+    def base_url(self) -> str:
+        return str(self._base)
+
+    async def __aenter__(self) -> Self:
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=self._connection_limit),
+            timeout=aiohttp.ClientTimeout(total=self._timeout_s),
+            headers={"User-Agent": self._user_agent},
+            cookie_jar=aiohttp.DummyCookieJar(),
+            trust_env=False,
+        )
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
+
+    # ------------------------------------------------------------------ endpoints
+
+    async def list_models(self) -> list[dict[str, Any]]:
+        """``GET /api/v1/models`` (public: sent without the key)."""
+        call = self._api_call("GET", "/models", scope="models:read", auth=False)
+        answer = await self._json_call(call)
+        data = answer.payload.get("data") if isinstance(answer.payload, dict) else None
+        if not isinstance(data, list):
+            raise TransportError("GET /api/v1/models answered without a 'data' list")
+        return [m for m in data if isinstance(m, dict)]
+
+    async def get_credits(self) -> int:
+        """``GET /api/v1/credits``: the wallet's current credits."""
+        call = self._api_call("GET", "/credits", scope="credits:read")
+        answer = await self._json_call(call)
+        credits = (
+            answer.payload.get("current_credits") if isinstance(answer.payload, dict) else None
+        )
+        value = _int_or_none(credits)
+        if value is None:
+            raise TransportError("GET /api/v1/credits answered without 'current_credits'")
+        return value
+
+    async def upload_file(
+        self,
+        data: bytes,
+        name: str,
+        *,
+        kind: str = "image",
+        model: str | None = MODEL_ID,
+        client_request_id: str | None = None,
+    ) -> UploadedFile:
+        """``POST /api/v1/files`` (multipart). A retried upload may store a second copy: files
+        cost nothing and the caller keeps whichever answer arrives."""
+        fields = {"kind": kind, "model": model, "client_request_id": client_request_id}
+
+        def form() -> aiohttp.FormData:
+            body = aiohttp.FormData()
+            body.add_field("file", data, filename=name, content_type="application/octet-stream")
+            for key, value in fields.items():
+                if value is not None:
+                    body.add_field(key, value)
+            return body
+
+        call = self._api_call("POST", "/files", scope="files:create")
+        answer = await self._json_call(call, form=form)
+        return parse_uploaded_file(answer.payload, name=name, size_bytes=len(data))
+
+    async def create_generation(self, body: dict[str, Any], *, idempotency_key: str) -> RemoteTask:
+        """``POST /api/v1/generations``. Any 2xx is a task; every retry sends the same key."""
+        if not idempotency_key:
+            raise ValueError("create_generation needs an idempotency key")
+        call = self._api_call("POST", "/generations", scope="generations:create")
+        headers = {"Idempotency-Key": idempotency_key}
+        answer = await self._json_call(call, json_body=body, headers=headers)
+        replayed = answer.headers.get("Idempotent-Replayed", "").strip().lower() == "true"
+        return parse_task(answer.payload, replayed=replayed)
+
+    async def get_generation(self, task_id: str) -> RemoteTask:
+        """``GET /api/v1/generations/{task_id}``."""
+        if not task_id:
+            raise ValueError("get_generation needs a task id")
+        call = self._api_call(
+            "GET",
+            f"/generations/{quote(task_id, safe='')}",
+            endpoint=f"GET {API}/generations/{{id}}",
+            scope="generations:read",
+        )
+        answer = await self._json_call(call)
+        return parse_task(answer.payload)
+
+    async def download(self, url: str, dest: Path) -> int:
+        """Stream a result file to ``dest`` through a temp file in its folder, fsync, rename.
+
+        Returns the bytes written. 404/410 (and 401/403 from a host other than the API's, where
+        that is how signed URLs expire) raise ``ResultExpiredError``: fetch the task again.
+        """
+        call = self._foreign_or_api_call("GET", url, endpoint=RESULT)
+        dest = Path(dest)
+
+        async def once(attempt: int) -> int:
+            return await self._get_once(call, attempt, lambda resp: _stream_to_file(resp, dest))
+
+        return await self._retrying(call, once)
+
+    async def fetch_reference(self, url: str) -> bytes:
+        """GET an http(s) reference image, never with the key, at most ``max_reference_bytes``
+        (10 MB, the contract's image limit): larger raises ``ValidationFailedError``."""
+        target = self._foreign_or_api_call("GET", url, endpoint=REFERENCE)
+        call = replace(target, auth=False)
+        cap = self._max_reference_bytes
+
+        async def once(attempt: int) -> bytes:
+            return await self._get_once(call, attempt, lambda resp: _read_capped(resp, call, cap))
+
+        return await self._retrying(call, once)
+
+    # ------------------------------------------------------------------ request plumbing
+
+    def _api_call(
+        self,
+        method: str,
+        path: str,
+        *,
+        endpoint: str | None = None,
+        scope: str | None = None,
+        auth: bool = True,
+    ) -> _Call:
+        url = URL(f"{self._base}{API}{path}", encoded=True)
+        return _Call(method, url, endpoint or f"{method} {API}{path}", scope=scope, auth=auth)
+
+    def _foreign_or_api_call(self, method: str, url: str, *, endpoint: str) -> _Call:
+        try:
+            parsed = URL(url)
+        except (TypeError, ValueError) as exc:
+            raise ClientRequestError(
+                f"{endpoint}: not a URL", code="invalid_url", status=0
+            ) from exc
+        if parsed.scheme not in ("http", "https") or not parsed.host:
+            raise ClientRequestError(
+                f"{endpoint}: only http(s) URLs can be fetched", code="invalid_url", status=0
+            )
+        ours = parsed.origin() == self._base.origin()
+        return _Call(method, parsed, endpoint, auth=ours, budgeted=ours)
+
+    def _headers(self, call: _Call, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+        headers = dict(extra or {})
+        same_origin = call.url.origin() == self._base.origin()
+        if call.auth and same_origin and self._api_key:
+            headers["Authorization"] = f"Bearer {self._api_key}"
+        return headers
+
+    def _session_or_fail(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            raise RuntimeError("use the client as `async with RivyaClient(...) as client:`")
+        return self._session
+
+    def _scrub(self, text: str) -> str:
+        return text.replace(self._api_key, "[redacted]") if self._api_key else text
+
+    async def _retrying(self, call: _Call, attempt_fn: Callable[[int], Awaitable[T]]) -> T:
+        attempts = 0
+
+        async def once() -> T:
+            nonlocal attempts
+            attempts += 1
+            return await attempt_fn(attempts)
+
+        def on_retry(attempt: int, exc: BaseException, delay_s: float) -> None:
+            self.stats.retries += 1
+            log.debug(
+                "%s %s attempt %d failed (%s); retry in %.3fs",
+                call.method,
+                call.url.path,
+                attempt,
+                type(exc).__name__,
+                delay_s,
+            )
+
+        return await call_with_retry(once, self._retry, on_retry=on_retry)
+
+    async def _json_call(
+        self,
+        call: _Call,
+        *,
+        json_body: Any = None,
+        form: Callable[[], aiohttp.FormData] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> _Answer:
+        async def attempt(number: int) -> _Answer:
+            sent_at = await self._take_token(call)
+            kwargs: dict[str, Any] = {"headers": self._headers(call, headers)}
+            if form is not None:
+                kwargs["data"] = form()  # a FormData is single-use: build one per attempt
+            elif json_body is not None:
+                kwargs["json"] = json_body
+            status, answer_headers, body = await self._exchange(call, number, **kwargs)
+            if 200 <= status < 300:
+                self._note_answer(call, number, status, answer_headers, sent_at)
+                return _Answer(status, answer_headers, self._parse_json(call, body))
+            err = self._error(call, status, body, answer_headers)
+            self._note_answer(call, number, status, answer_headers, sent_at, err)
+            raise err
+
+        return await self._retrying(call, attempt)
+
+    async def _exchange(
+        self, call: _Call, attempt: int, **kwargs: Any
+    ) -> tuple[int, Mapping[str, str], bytes]:
+        """Send one request and read the whole body; aiohttp failures become TransportError."""
+        session = self._session_or_fail()
+        failure: TransportError | None = None
+        try:
+            async with session.request(
+                call.method, call.url, allow_redirects=False, **kwargs
+            ) as resp:
+                return resp.status, resp.headers, await resp.read()
+        except aiohttp.ClientResponseError as exc:
+            # Its repr holds the request headers (the key): do not chain it.
+            failure = self._transport_error(call, attempt, exc)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise self._transport_error(call, attempt, exc) from exc
+        raise failure  # outside the except block, so it carries no __context__ either
+
+    def _transport_error(self, call: _Call, attempt: int, exc: BaseException) -> TransportError:
+        self.stats.by_endpoint[(call.endpoint, None)] += 1
+        detail = str(exc) if not isinstance(exc, aiohttp.ClientResponseError) else exc.message
+        what = type(exc).__name__ + (f": {detail}" if detail else "")
+        if isinstance(exc, TimeoutError):
+            what = f"no answer within {self._timeout_s:g}s"
+        log.debug("%s %s -> no answer (%s) attempt=%d", call.method, call.url.path, what, attempt)
+        return TransportError(self._scrub(f"{call.endpoint}: {what}"))
+
+    def _note_answer(
+        self,
+        call: _Call,
+        attempt: int,
+        status: int,
+        headers: Mapping[str, str],
+        sent_at: float | None,
+        err: BaseException | None = None,
+    ) -> None:
+        """Count, log (never headers) and feed the limiter one HTTP answer."""
+        self.stats.by_endpoint[(call.endpoint, status)] += 1
+        request_id = getattr(err, "request_id", None) or headers.get("X-Request-Id")
+        log.debug(
+            "%s %s -> %d requestId=%s attempt=%d",
+            call.method,
+            call.url.path,
+            status,
+            request_id,
+            attempt,
+        )
+        if status == 429:
+            self.stats.rate_limited += 1
+        if self._limiter is None or not call.budgeted:
+            return
+        if status == 429:
+            wait = parse_retry_after(headers.get("Retry-After"), _server_now(headers))
+            self._limiter.on_rate_limited(wait, sent_at=sent_at)
+        else:
+            self._limiter.on_success()
+
+    async def _take_token(self, call: _Call) -> float | None:
+        if self._limiter is None or not call.budgeted:
+            return None
+        return await self._limiter.acquire()
+
+    def _parse_json(self, call: _Call, body: bytes) -> Any:
+        payload = _json_or_none(body)
+        if payload is None:
+            raise TransportError(f"{call.endpoint} answered 2xx with a body that is not JSON")
+        return payload
+
+    def _error(
+        self, call: _Call, status: int, body: bytes, headers: Mapping[str, str]
+    ) -> BatchgenError:
+        if 300 <= status < 400:
+            where = self._scrub(str(URL(headers.get("Location", "")).with_query(None)))
+            return ClientRequestError(
+                f"{call.endpoint} answered HTTP {status}, a redirect to {where}",
+                code=f"http_{status}",
+                status=status,
+                hint="Check RIVYA_BASE_URL: it should be the API's own address.",
+            )
+        if self._api_key:  # a server that echoes the key must not put it in our messages
+            body = body.replace(self._api_key.encode(), b"[redacted]")
+        return error_from_answer(status, body, headers, endpoint=call.endpoint, scope=call.scope)
+
+    # ------------------------------------------------------------------ downloads
+
+    async def _get_once(
+        self,
+        call: _Call,
+        attempt: int,
+        consume: Callable[[aiohttp.ClientResponse], Awaitable[T]],
+    ) -> T:
+        """One plain GET of a URL (a result or a reference) whose 2xx body ``consume`` reads."""
+        session = self._session_or_fail()
+        sent_at = await self._take_token(call)
+        # No total timeout: a big file may take long; a stalled socket may not.
+        timeout = aiohttp.ClientTimeout(sock_connect=self._timeout_s, sock_read=self._timeout_s)
+        failure: TransportError | None = None
+        try:
+            async with session.get(call.url, headers=self._headers(call), timeout=timeout) as resp:
+                if resp.status >= 300:
+                    err = self._fetch_error(call, resp.status, await resp.read(), resp.headers)
+                    self._note_answer(call, attempt, resp.status, resp.headers, sent_at, err)
+                    raise err
+                self._note_answer(call, attempt, resp.status, resp.headers, sent_at)
+                return await consume(resp)
+        except aiohttp.ClientResponseError as exc:
+            failure = self._transport_error(call, attempt, exc)  # see _exchange: not chained
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise self._transport_error(call, attempt, exc) from exc
+        raise failure  # outside the except block, so it carries no __context__ either
+
+    def _fetch_error(
+        self, call: _Call, status: int, body: bytes, headers: Mapping[str, str]
+    ) -> BatchgenError:
+        """Errors of a plain GET of a URL: expired results, unavailable references, else API."""
+        where = str(call.url.with_query(None))
+        refused = 400 <= status < 500 and status != 429
+        if call.endpoint == RESULT and _result_gone(status, foreign=not call.budgeted):
+            return ResultExpiredError(
+                f"the result URL {where} answered HTTP {status}: it has expired",
+                hint="Fetch the task again for fresh result URLs.",
+            )
+        if refused and (call.endpoint == REFERENCE or not call.budgeted):
+            # Never AuthError & co: only the API's own answers may stop the whole run.
+            code = "reference_unavailable" if call.endpoint == REFERENCE else f"http_{status}"
+            return ClientRequestError(
+                f"{call.endpoint} {where} answered HTTP {status}", code=code, status=status
+            )
+        return self._error(call, status, body, headers)
+
+
+def _result_gone(status: int, *, foreign: bool) -> bool:
+    """404/410 mean an expired result URL; so do 401/403 from a foreign (signed-URL) host."""
+    return status in (404, 410) or (foreign and status in (401, 403))
+
+
+async def _stream_to_file(resp: aiohttp.ClientResponse, dest: Path) -> int:
+    """Write the body to a temp file beside ``dest``; fsync and rename only when whole.
+
+    A failure at any point (a cut connection, cancellation, a full disk) removes the temp file
+    and leaves ``dest`` as it was. Local file errors become a (non-retryable) ``BatchgenError``;
+    network errors while reading stay aiohttp's, for the caller to turn into ``TransportError``.
+    """
+    with _local_file_errors(dest):
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+    tmp = Path(tmp_name)
+    try:
+        written = await _write_all(resp, fd, dest)
+        with _local_file_errors(dest):
+            os.replace(tmp, dest)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    await anyio.to_thread.run_sync(_fsync_dir, dest.parent)
+    return written
+
+
+async def _write_all(resp: aiohttp.ClientResponse, fd: int, dest: Path) -> int:
+    written = 0
+    with os.fdopen(fd, "wb") as out:
+        async for chunk in resp.content.iter_chunked(CHUNK_BYTES):
+            with _local_file_errors(dest):
+                out.write(chunk)
+            written += len(chunk)
+        with _local_file_errors(dest):
+            out.flush()
+            await anyio.to_thread.run_sync(os.fsync, out.fileno())
+    return written
+
+
+@contextlib.contextmanager
+def _local_file_errors(dest: Path) -> Iterator[None]:
+    """Turn an OSError of a local file operation into a BatchgenError naming the file."""
+    try:
+        yield
+    except OSError as exc:
+        raise BatchgenError(
+            f"cannot write {dest}: {exc.strerror or exc}",
+            hint="Check free space and permissions of the output folder, then run again.",
+        ) from exc
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make the rename durable (POSIX); a no-op where directories cannot be opened."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+async def _read_capped(resp: aiohttp.ClientResponse, call: _Call, cap: int) -> bytes:
+    """The whole body, refusing (``ValidationFailedError``) anything over ``cap`` bytes."""
+    declared = resp.content_length
+    parts: list[bytes] = []
+    size = 0
+    if declared is None or declared <= cap:
+        async for chunk in resp.content.iter_chunked(CHUNK_BYTES):
+            size += len(chunk)
+            if size > cap:
+                break
+            parts.append(chunk)
+    if (declared is not None and declared > cap) or size > cap:
+        raise ValidationFailedError(
+            f"the reference {call.url.with_query(None)} is larger than the {cap:,}-byte limit",
+            code="reference_too_large",
+            status=resp.status,
+        )
+    return b"".join(parts)
