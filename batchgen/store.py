@@ -116,6 +116,7 @@ class UploadRow:
     size_bytes: int
     name: str
     expires_at: str | None
+    uploaded_at: str | None = None
 
 
 _JOB_COLUMNS: dict[str, Any] = {
@@ -511,6 +512,7 @@ class StateStore:
             size_bytes=r["size_bytes"],
             name=r["name"],
             expires_at=r["expires_at"],
+            uploaded_at=r["uploaded_at"],
         )
 
     def save_upload(self, source_key: str, up: UploadedFile) -> None:

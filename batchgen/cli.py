@@ -1,0 +1,382 @@
+"""The ``batchgen`` command: parse, call one library function, render, map errors to exit codes.
+
+Exit codes: 0 every job succeeded; 1 run-wide error (bad key, unreadable state); 2 usage error or
+invalid manifest; 3 finished with some jobs failed; 4 stopped early but resumable (out of
+credits, stuck tasks, SIGTERM); 130 interrupted (Ctrl-C).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+
+from batchgen import __version__
+from batchgen.errors import BatchgenError, UsageError
+from batchgen.redact import redact
+
+log = logging.getLogger("batchgen")
+
+SUMMARY_TABLE_LIMIT = 40
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
+        return int(exc.code or 0)
+    _setup_logging(args.verbose)
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        print("Interrupted. Run the same command again to resume.", file=sys.stderr)
+        return 130
+    except BaseException as exc:
+        return _report_error(exc, args.verbose)
+
+
+def _report_error(exc: BaseException, verbose: int) -> int:
+    exc = _unwrap(exc)
+    if verbose:
+        traceback.print_exception(exc)
+    if isinstance(exc, BatchgenError):
+        print(redact(f"Error: {exc}"), file=sys.stderr)
+        return exc.exit_code
+    if isinstance(exc, SystemExit):
+        return int(exc.code or 0)
+    print(redact(f"Error: unexpected {type(exc).__name__}: {exc}"), file=sys.stderr)
+    print("  This is a bug in batchgen; run again with -v for the traceback.", file=sys.stderr)
+    return 1
+
+
+def _unwrap(exc: BaseException) -> BaseException:
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    if isinstance(exc, BaseExceptionGroup):
+        for leaf in exc.exceptions:
+            if isinstance(leaf, BatchgenError):
+                return leaf
+    return exc
+
+
+def _setup_logging(verbose: int) -> None:
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("batchgen: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.WARNING)
+    logging.getLogger("batchgen").setLevel(level)
+
+
+# -- commands --------------------------------------------------------------------------------
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from batchgen.commands import EmulatorChoice, RunSettings, run_manifest
+
+    emulator = None
+    if args.emulator:
+        emulator = EmulatorChoice(
+            time_scale=args.time_scale if args.time_scale is not None else EmulatorChoice.time_scale
+        )
+    settings = RunSettings(
+        state_path=args.state,
+        emulator=emulator,
+        time_scale=args.time_scale,
+        rate_per_s=args.rate,
+        burst=args.burst,
+        max_in_flight=args.max_in_flight,
+        retry_failed=args.retry_failed,
+        handle_signals=True,
+        progress_stream=None if args.quiet else sys.stderr,
+        progress_interval_s=args.progress_interval,
+    )
+    result = run_manifest(args.manifest, settings)
+    if not args.quiet:
+        _print_run_summary(result)
+    return result.exit_code
+
+
+def _print_run_summary(result: object) -> None:
+    from batchgen.report import render_table
+
+    report = result.report  # type: ignore[attr-defined]
+    outcome = result.outcome  # type: ignore[attr-defined]
+    print(render_table(report, limit=SUMMARY_TABLE_LIMIT))
+    print(
+        f"this run: {outcome.submitted} submitted, {outcome.replayed} resumed by replay; "
+        f"state in {result.state_path}"  # type: ignore[attr-defined]
+    )
+    print(_verdict(result.exit_code, report, outcome))  # type: ignore[attr-defined]
+
+
+def _verdict(code: int, report: dict, outcome: object) -> str:
+    n = report["totals"]["jobs"]
+    if code == 0:
+        return f"All {n} jobs succeeded."
+    if code == 3:
+        failed = report["totals"]["by_status"].get("failed", 0)
+        return (
+            f"Finished: {failed} of {n} jobs failed (see the errors above). Fix them and rerun "
+            "with --retry-failed to give them a new attempt."
+        )
+    if code == 130:
+        return "Interrupted. Run the same command again to resume; nothing will be paid twice."
+    reasons = []
+    if getattr(outcome, "credits_ran_out", False):
+        reasons.append("credits ran out (top up, then run the same command again)")
+    if getattr(outcome, "stuck", 0):
+        reasons.append(f"{outcome.stuck} task(s) still running remotely")  # type: ignore[attr-defined]
+    if getattr(outcome, "unfinished", 0):
+        reasons.append(f"{outcome.unfinished} job(s) hit persistent network or server errors")  # type: ignore[attr-defined]
+    why = "; ".join(reasons) or "some jobs are not finished"
+    return f"Stopped early: {why}. Run the same command again to resume."
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from batchgen.commands import validate_manifest
+
+    manifest = validate_manifest(args.manifest)
+    refs = {r.identity for j in manifest.jobs for r in j.references}
+    print(
+        f"{args.manifest}: OK: batch {manifest.batch!r}, {len(manifest.jobs)} jobs, "
+        f"{len(refs)} distinct reference file(s); output to {manifest.output_dir}"
+    )
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from batchgen.commands import report_batch
+    from batchgen.report import exit_code, render_table
+
+    report = report_batch(args.manifest, args.state)
+    if args.format == "json":
+        print(redact(json.dumps(report, indent=2)))
+    else:
+        print(redact(render_table(report)))
+    return 0 if args.exit_zero else exit_code(report)
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from batchgen.commands import plan_batch
+    from batchgen.plan import plan_to_dict, render_plan
+
+    plan = plan_batch(args.manifest, args.state, online=args.online)
+    if args.json:
+        print(json.dumps(plan_to_dict(plan), indent=2))
+    else:
+        print(render_plan(plan))
+    return 0
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from batchgen.manifest.schema import manifest_json_schema
+
+    print(json.dumps(manifest_json_schema(), indent=2))
+    return 0
+
+
+def cmd_emulator(args: argparse.Namespace) -> int:
+    from batchgen.emulator.cli import config_from_args, serve
+
+    return int(serve(config_from_args(args), args.host, args.port))
+
+
+# -- parser ----------------------------------------------------------------------------------
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be greater than 0")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    return value
+
+
+def _add_manifest(p: argparse.ArgumentParser) -> None:
+    p.add_argument("manifest", type=Path, metavar="MANIFEST", help="the batch's YAML manifest")
+
+
+def _add_state(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--state",
+        type=Path,
+        metavar="FILE",
+        help="state database (default: state/<batch>.db under the current folder)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="batchgen",
+        description="Run batches of Rivya kling-3-0 video generations from a YAML manifest.",
+        epilog="Exit codes: 0 all succeeded, 1 run-wide error, 2 usage or invalid manifest, "
+        "3 some jobs failed, 4 stopped early but resumable, 130 interrupted.",
+    )
+    parser.add_argument("--version", action="version", version=f"batchgen {__version__}")
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="more detail: -v job events, -vv HTTP requests; tracebacks on errors",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(  # -v also works after the command; SUPPRESS keeps the global count
+        "-v",
+        "--verbose",
+        action="count",
+        default=argparse.SUPPRESS,
+        help="more detail: -v job events, -vv HTTP requests; tracebacks on errors",
+    )
+    _add_run(sub, common)
+    _add_simple(sub, common)
+    _add_emulator(sub, common)
+    return parser
+
+
+def _add_run(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
+        "run",
+        parents=[common],
+        help="run or resume a batch",
+        description="Validate the manifest, then run (or resume) its batch: upload references, "
+        "submit each job once, poll, download the videos. Rerun the same command to resume.",
+    )
+    _add_manifest(p)
+    _add_state(p)
+    p.add_argument(
+        "--emulator",
+        action="store_true",
+        help="run against the embedded emulator in this process (no account needed)",
+    )
+    p.add_argument(
+        "--time-scale",
+        type=_positive_float,
+        metavar="X",
+        help="scale poll timing by X (with --emulator also its time model; default "
+        "0.02 there, 1 against the real service)",
+    )
+    p.add_argument(
+        "--rate",
+        type=_positive_float,
+        metavar="R",
+        help="requests per second (overrides limits.requests_per_second)",
+    )
+    p.add_argument(
+        "--burst",
+        type=_positive_int,
+        metavar="N",
+        help="requests allowed at once after a quiet spell (overrides limits.burst)",
+    )
+    p.add_argument(
+        "--max-in-flight",
+        type=_positive_int,
+        metavar="N",
+        help="tasks submitted and not finished at once (overrides limits.max_in_flight)",
+    )
+    p.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="give failed jobs a new attempt (a new idempotency key)",
+    )
+    p.add_argument(
+        "--progress-interval",
+        type=_positive_float,
+        default=5.0,
+        metavar="S",
+        help="seconds between progress lines (default 5)",
+    )
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress and no summary")
+    p.set_defaults(func=cmd_run)
+
+
+def _add_simple(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
+        "validate",
+        parents=[common],
+        help="check a manifest; sends nothing",
+        description="Validate the manifest and every file it names; list every "
+        "problem with file:line:column. Sends nothing.",
+    )
+    _add_manifest(p)
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser(
+        "plan",
+        parents=[common],
+        help="what a run would do and cost; sends nothing",
+        description="Jobs, credits they would reserve, reference files, and with "
+        "a state file what a run would do now (new, in flight, done, changed).",
+    )
+    _add_manifest(p)
+    _add_state(p)
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument(
+        "--online",
+        action="store_true",
+        help="ask the models endpoint for the price (default: the contract's 90, "
+        "labelled as an estimate)",
+    )
+    p.set_defaults(func=cmd_plan)
+
+    p = sub.add_parser(
+        "report",
+        parents=[common],
+        help="what happened to every job of a batch",
+        description="Report every job of the batch from its state database.",
+    )
+    _add_manifest(p)
+    _add_state(p)
+    p.add_argument(
+        "--format",
+        choices=("json", "table"),
+        default="table",
+        help="json (for tools) or table (default)",
+    )
+    p.add_argument(
+        "--exit-zero", action="store_true", help="exit 0 even when jobs failed or are unfinished"
+    )
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser(
+        "schema",
+        parents=[common],
+        help="print the manifest's JSON Schema",
+        description="Print the JSON Schema of the manifest (for editors).",
+    )
+    p.set_defaults(func=cmd_schema)
+
+
+def _add_emulator(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
+        "emulator",
+        parents=[common],
+        help="serve the embedded Rivya emulator",
+        description="Serve the embedded Rivya API emulator on loopback.",
+    )
+    try:
+        from batchgen.emulator.cli import add_arguments
+    except ImportError as exc:  # pragma: no cover - the emulator ships with batchgen
+        raise UsageError(f"the emulator is not available: {exc}") from exc
+    add_arguments(p)
+    p.set_defaults(func=cmd_emulator)
