@@ -55,6 +55,7 @@ log = logging.getLogger("batchgen.runner")
 UPLOAD_REUSE_MARGIN_S = 3600.0  # re-upload a reference that expires within the hour ...
 UPLOAD_REUSE_MARGIN_SHARE = 0.25  # ... or within the last quarter of its lifetime, if shorter
 MAX_URL_REFRESHES = 3  # fresh task GETs for expired result URLs, per job
+QUEUED_DEADLINE_S = 12 * 3600.0  # stop polling a task that has not finished in 12 h (scaled)
 
 
 @dataclass(frozen=True)
@@ -233,20 +234,14 @@ class Runner:
         )
         started = _submitted_epoch(self.store.job(key))
         polls = self.store.job(key).polls
+        processing_since: float | None = None  # first seen processing (queued time is not stuck)
         while task is None or not task.is_terminal:
-            elapsed = time.time() - started
+            now = time.time()
+            elapsed = now - started
             expected = self.runtimes.expected_s(mode, duration, policy)
-            if is_stuck(elapsed, expected, policy):
-                self.outcome.stuck += 1
-                self.store.log_event(
-                    key, "stuck", f"task {task_id} still running after {elapsed:.0f}s"
-                )
-                log.warning(
-                    "%s: task %s is still running after %.0fs; a rerun resumes it",
-                    spec.id,
-                    task_id,
-                    elapsed,
-                )
+            if processing_since is None and task is not None and task.status == "processing":
+                processing_since = now
+            if self._stuck(key, spec, task_id, elapsed, now - (processing_since or now), expected):
                 return None
             await anyio.sleep(next_poll_delay(polls, elapsed, expected, policy))
             task = await self.client.get_generation(task_id)
@@ -256,6 +251,30 @@ class Runner:
         if task.status == "succeeded":
             self.runtimes.observe(mode, duration, time.time() - started)
         return task
+
+    def _stuck(
+        self,
+        key: str,
+        spec: JobSpec,
+        task_id: str,
+        elapsed: float,
+        processing: float,
+        expected: float,
+    ) -> bool:
+        """A task processing far longer than expected (or queued past QUEUED_DEADLINE_S) is
+        reported and left for a later run. Time spent queued behind the account's own tasks
+        is normal in a big batch, so only processing time counts against ``expected``."""
+        policy = self.options.poll
+        if not (
+            is_stuck(processing, expected, policy) or elapsed > policy.scaled(QUEUED_DEADLINE_S)
+        ):
+            return False
+        self.outcome.stuck += 1
+        self.store.log_event(key, "stuck", f"task {task_id} unfinished after {elapsed:.0f}s")
+        log.warning(
+            "%s: task %s is unfinished after %.0fs; a rerun resumes it", spec.id, task_id, elapsed
+        )
+        return True
 
     def _settle(self, key: str, spec: JobSpec, task: RemoteTask) -> bool:
         """Record a terminal task; True if its results should be downloaded."""
