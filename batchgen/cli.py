@@ -15,7 +15,7 @@ import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
-from batchgen import __version__
+from batchgen._version import __version__
 from batchgen.errors import BatchgenError, UsageError
 from batchgen.redact import redact
 
@@ -163,6 +163,14 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0 if args.exit_zero else exit_code(report)
 
 
+def cmd_status(args: argparse.Namespace) -> int:
+    from batchgen.commands import report_batch
+    from batchgen.report import render_totals
+
+    print(redact(render_totals(report_batch(args.manifest, args.state))))
+    return 0
+
+
 def cmd_plan(args: argparse.Namespace) -> int:
     from batchgen.commands import plan_batch
     from batchgen.plan import plan_to_dict, render_plan
@@ -171,7 +179,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(plan_to_dict(plan), indent=2))
     else:
-        print(render_plan(plan))
+        sys.stdout.write(render_plan(plan))
     return 0
 
 
@@ -357,6 +365,16 @@ def _add_simple(sub: argparse._SubParsersAction, common: argparse.ArgumentParser
         "--exit-zero", action="store_true", help="exit 0 even when jobs failed or are unfinished"
     )
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser(
+        "status",
+        parents=[common],
+        help="one-paragraph summary of a batch's state",
+        description="Counts per status, credits, and jobs the manifest no longer names.",
+    )
+    _add_manifest(p)
+    _add_state(p)
+    p.set_defaults(func=cmd_status)
 
     p = sub.add_parser(
         "schema",

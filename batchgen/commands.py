@@ -28,6 +28,7 @@ from batchgen.polling import PollPolicy
 from batchgen.progress import ProgressPrinter
 from batchgen.redact import install_redaction
 from batchgen.report import EXIT_INTERRUPTED, EXIT_RESUMABLE, build_report, exit_code
+from batchgen.retry import RetryPolicy
 from batchgen.runner import RunOptions, RunOutcome, run_batch
 from batchgen.store import StateStore
 
@@ -56,6 +57,7 @@ class RunSettings:
     burst: int | None = None
     max_in_flight: int | None = None
     retry_failed: bool = False
+    retry: RetryPolicy | None = None  # per-request retries (default: RetryPolicy())
     handle_signals: bool = False
     progress_stream: TextIO | None = None
     progress_interval_s: float = 5.0
@@ -111,7 +113,9 @@ async def _run_async(
         install_redaction(connection.api_key)
         limiter = RequestLimiter(rate_per_s=limits.rate_per_s, burst=limits.burst)
         client = await stack.enter_async_context(
-            RivyaClient(connection.base_url, connection.api_key, limiter=limiter)
+            RivyaClient(
+                connection.base_url, connection.api_key, limiter=limiter, retry=settings.retry
+            )
         )
         progress = None
         if settings.progress_stream is not None:

@@ -84,7 +84,7 @@ class ManifestError(BatchgenError):
         body = "\n".join(f"  {p}" for p in self.problems)
         super().__init__(
             f"{head}:\n{body}",
-            hint=hint or "Fix them, then run the same command again.",
+            hint=hint or f"Fix {'them' if count != 1 else 'it'}, then run the same command again.",
         )
 
 

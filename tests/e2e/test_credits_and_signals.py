@@ -99,3 +99,25 @@ def test_signal_stops_cleanly_and_rerun_finishes(tmp_path: Path, signum: int, co
         ledger = emu.ledger()
     assert rerun.returncode == 0, rerun.stderr
     assert sorted(tasks_per_job(ledger).values()) == [1] * (3 * 2 + 1)
+
+
+def test_long_outage_ends_resumable_and_fails_nothing(tmp_path: Path) -> None:
+    """A public_api_disabled outage that outlasts the retry deadline exits 4 with no job failed;
+    once the service is back the same command finishes the batch."""
+    from batchgen.retry import RetryPolicy
+
+    cfg = EmulatorConfig(time_scale=float(TIME_SCALE), seed=6, rate_limit_per_s=1000.0)
+    manifest = write_manifest(tmp_path)
+    with EmulatorThread(cfg) as emu:
+        settings = settings_for(emu, tmp_path / "s.db")
+        quick = RetryPolicy(max_attempts=3, base_delay_s=0.01, max_delay_s=0.05, deadline_s=1.0)
+        emu.set_switches(public_api_disabled=True)
+        down = run_manifest(manifest, RunSettings(**{**settings.__dict__, "retry": quick}))
+        assert down.exit_code == 4
+        assert down.outcome.unfinished == job_count()
+        assert "failed" not in down.report["totals"]["by_status"]
+        emu.set_switches(public_api_disabled=False)
+        back = run_manifest(manifest, settings)
+        ledger = emu.ledger()
+    assert back.exit_code == 0
+    assert sorted(tasks_per_job(ledger).values()) == [1] * job_count()
