@@ -21,8 +21,21 @@ FORBIDDEN = {
     "client": {"store", "runner", "manifest", "cli", "commands", "emulator"},
     "store": {"client", "runner", "cli", "commands", "emulator"},
     "runner": {"cli", "commands", "emulator"},
-    "emulator": {"client", "contract", "manifest", "models", "store", "runner", "cli",
-                 "commands", "retry", "limits", "polling", "plan", "report"},
+    "emulator": {
+        "client",
+        "contract",
+        "manifest",
+        "models",
+        "store",
+        "runner",
+        "cli",
+        "commands",
+        "retry",
+        "limits",
+        "polling",
+        "plan",
+        "report",
+    },
 }
 
 
