@@ -64,14 +64,24 @@ def _unwrap(exc: BaseException) -> BaseException:
     return exc
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the time (tests and hosts may swap it)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
+
+
 def _setup_logging(verbose: int) -> None:
+    """Configure the ``batchgen`` logger only; the root logger belongs to the host program."""
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
-    handler = logging.StreamHandler(sys.stderr)
+    logger = logging.getLogger("batchgen")
+    logger.handlers[:] = [h for h in logger.handlers if not isinstance(h, _StderrHandler)]
+    handler = _StderrHandler()
     handler.setFormatter(logging.Formatter("batchgen: %(message)s"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(logging.WARNING)
-    logging.getLogger("batchgen").setLevel(level)
+    logger.addHandler(handler)
+    logger.setLevel(level)
+    logger.propagate = False
 
 
 # -- commands --------------------------------------------------------------------------------

@@ -34,9 +34,10 @@ _FILTER = RedactingFilter()
 
 
 def install_redaction(secret: str) -> None:
-    """Register a secret; every handler of the root logger filters it from then on."""
+    """Register a secret; the root's and batchgen's log handlers filter it from then on."""
     if len(secret) >= 8:
         _secrets.add(secret)
-    for handler in logging.getLogger().handlers:
-        if _FILTER not in handler.filters:
-            handler.addFilter(_FILTER)
+    for logger in (logging.getLogger(), logging.getLogger("batchgen")):
+        for handler in logger.handlers:
+            if _FILTER not in handler.filters:
+                handler.addFilter(_FILTER)

@@ -119,12 +119,35 @@ def gradient(width: int, height: int, tint: tuple[int, int, int]) -> Pixel:
 
 
 def problems(path: str | Path) -> list[str]:
-    """The problem lines (``where: message``) loading ``path`` gives; fails if it loads."""
+    """The problem lines (``where: message``) loading ``path`` gives; fails if it loads.
+
+    It also runs ``batchgen validate`` on the file, as a user would, and checks the command
+    exits 2 with every one of those lines and no traceback.
+    """
     try:
         load_manifest(Path(path))
     except ManifestError as exc:
-        return [str(p) for p in exc.problems]
-    raise AssertionError(f"{path} loaded without problems")
+        lines = [str(p) for p in exc.problems]
+    else:
+        raise AssertionError(f"{path} loaded without problems")
+    _check_cli_exits_2(path, lines)
+    return lines
+
+
+def _check_cli_exits_2(path: str | Path, lines: list[str]) -> None:
+    import contextlib
+    import io
+
+    from batchgen.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(["validate", str(path)])
+    text = err.getvalue()
+    assert code == 2, (code, text)
+    assert text.startswith("Error: ") and "Traceback" not in text, text
+    shown = lines[:100]  # the CLI lists at most 100 problems
+    assert all(line in text for line in shown), text
 
 
 def write_example_refs(folder: Path) -> None:
