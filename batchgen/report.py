@@ -16,6 +16,7 @@ A job the manifest names that the state has never seen has status ``new``.
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 from batchgen.models import JobStatus, Manifest, job_key
@@ -106,7 +107,7 @@ def exit_code(report: dict[str, Any], *, resumable_stop: bool = False) -> int:
 
 def _cell(job: dict[str, Any]) -> str:
     if job["outputs"]:
-        return ", ".join(job["outputs"])
+        return ", ".join(_shown_path(p) for p in job["outputs"])
     if job["error"]:
         code = job["error"]["code"] or "error"
         return f"{code}: {job['error']['message'] or ''}"
@@ -135,6 +136,15 @@ def _credits(job: dict[str, Any]) -> str:
     if job["status"] in (JobStatus.SUCCEEDED.value, JobStatus.FAILED.value):
         return str(job["final_credits"] or 0)
     return f"{job['reserved_credits'] or 0} reserved"
+
+
+def _shown_path(path: str) -> str:
+    """A path relative to the current folder when it lies below it (tables only; JSON keeps
+    the stored absolute path)."""
+    try:
+        return str(Path(path).relative_to(Path.cwd()))
+    except ValueError:
+        return path
 
 
 def render_totals(report: dict[str, Any]) -> str:
