@@ -41,7 +41,7 @@ import aiohttp
 import anyio
 from yarl import URL
 
-from batchgen import __version__
+from batchgen._version import __version__
 from batchgen.errors import (
     ApiError,
     AuthError,
@@ -248,6 +248,10 @@ def _server_now(headers: Mapping[str, str]) -> datetime | None:
         return None
 
 
+def _str_or_none(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
 def _int_or_none(value: object) -> int | None:
     if isinstance(value, bool):
         return None
@@ -285,6 +289,8 @@ def parse_task(payload: object, *, replayed: bool = False) -> RemoteTask:
         error_code=code if isinstance(code, str) else None,
         error_message=message if isinstance(message, str) else None,
         replayed=replayed,
+        created_at=_str_or_none(payload.get("created_at")),
+        updated_at=_str_or_none(payload.get("updated_at")),
     )
 
 
@@ -351,7 +357,7 @@ class _Call:
     endpoint: str  # a label without ids: "GET /api/v1/generations/{id}"
     scope: str | None = None  # the scope the endpoint needs (named in 403 hints)
     auth: bool = True  # send the key (only ever to the base URL's origin)
-    budgeted: bool = True  # takes a limiter token and feeds its AIMD (API host only)
+    budgeted: bool = True  # takes a limiter token and feeds its AIMD (API endpoints only)
 
 
 @dataclass(frozen=True)
@@ -539,7 +545,11 @@ class RivyaClient:
                 f"{endpoint}: only http(s) URLs can be fetched", code="invalid_url", status=0
             )
         ours = parsed.origin() == self._base.origin()
-        return _Call(method, parsed, endpoint, auth=ours, budgeted=ours)
+        # The per-key rate limit covers the API's endpoints (under /api/v1): a result or file
+        # URL that the API host serves beside them spends no token of the request budget.
+        api_prefix = f"{self._base.path.rstrip('/')}{API}/"
+        budgeted = ours and parsed.path.startswith(api_prefix)
+        return _Call(method, parsed, endpoint, auth=ours, budgeted=budgeted)
 
     def _headers(self, call: _Call, extra: Mapping[str, str] | None = None) -> dict[str, str]:
         headers = dict(extra or {})
@@ -719,12 +729,13 @@ class RivyaClient:
         """Errors of a plain GET of a URL: expired results, unavailable references, else API."""
         where = str(call.url.with_query(None))
         refused = 400 <= status < 500 and status != 429
-        if call.endpoint == RESULT and _result_gone(status, foreign=not call.budgeted):
+        foreign = call.url.origin() != self._base.origin()
+        if call.endpoint == RESULT and _result_gone(status, foreign=foreign):
             return ResultExpiredError(
                 f"the result URL {where} answered HTTP {status}: it has expired",
                 hint="Fetch the task again for fresh result URLs.",
             )
-        if refused and (call.endpoint == REFERENCE or not call.budgeted):
+        if refused and (call.endpoint == REFERENCE or foreign):
             # Never AuthError & co: only the API's own answers may stop the whole run.
             code = "reference_unavailable" if call.endpoint == REFERENCE else f"http_{status}"
             return ClientRequestError(

@@ -198,6 +198,8 @@ class RemoteTask:
     error_code: str | None = None
     error_message: str | None = None
     replayed: bool = False
+    created_at: str | None = None  # the service's timestamps, as sent (ISO 8601)
+    updated_at: str | None = None  # when the status last changed
 
     @property
     def is_terminal(self) -> bool:

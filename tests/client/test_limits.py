@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
+import random
+import selectors
 from collections import deque
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
 import anyio
 import pytest
+from client_support import generation_body, wait_terminal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -16,10 +22,14 @@ from batchgen.limits import (
     RateState,
     RequestLimiter,
     decreased,
+    effective_burst,
     increased,
+    probe_step_per_s,
     refill,
     wait_for_token,
 )
+
+T = TypeVar("T")
 
 rates = st.floats(0.1, 1000, allow_nan=False)
 bursts = st.integers(1, 100)
@@ -110,6 +120,30 @@ def test_recovery_is_fast_then_probing_is_slow(ceiling: float) -> None:
         state = increased(state, aimd)
     assert fast_s <= 3.0
     assert slow_s > 5 * fast_s
+
+
+@given(rates, st.floats(0.01, 2, allow_nan=False), st.floats(0.9, 1.1), st.floats(0.9, 1.1))
+def test_probing_is_slowest_at_the_refused_rate(
+    ceiling: float, share: float, near: float, far: float
+) -> None:
+    """In the probing zone the rate grows at most at the probe pace and at least at the crawl
+    pace, and more slowly the nearer it is to the rate last refused."""
+    aimd = Aimd.for_rate(ceiling)
+    refused = share * ceiling
+    near, far = sorted((near, far), key=lambda x: abs(x - 1.0))
+    slow, fast = (probe_step_per_s(x * refused, refused, aimd) for x in (near, far))
+    low, high = aimd.crawl_share * aimd.probe_per_s, aimd.probe_per_s
+    assert low - 1e-12 <= slow <= fast + 1e-12 <= high + 2e-12
+    assert probe_step_per_s(refused, refused, aimd) == pytest.approx(low)
+
+
+@given(st.floats(0.1, 1000, allow_nan=False), st.one_of(st.none(), rates), bursts)
+def test_no_burst_while_a_refusal_is_remembered(
+    rate: float, refused: float | None, burst: int
+) -> None:
+    """The bucket holds one token while a 429's refused rate is remembered, else the burst."""
+    size = effective_burst(RateState(rate_per_s=rate, refused_per_s=refused), burst)
+    assert size == (burst if refused is None else 1)
 
 
 def test_limiter_rejects_nonsense() -> None:
@@ -218,6 +252,28 @@ async def test_stale_429s_cut_the_rate_once() -> None:
 
 
 @pytest.mark.anyio
+async def test_after_a_429_requests_go_evenly_spaced_until_the_refusal_is_forgotten() -> None:
+    """Once refused, a quiet spell no longer buys a burst: grants come one every 1/rate seconds;
+    once the rate is well past the refused one (the limit moved), the configured burst is back."""
+    vt = VirtualTime()
+    limiter = RequestLimiter(20, burst=5, clock=vt.clock, sleep=vt.sleep)
+    sent_at = 0.0
+    for _ in range(10):  # 10 per second: refused there, the rate drops to 5
+        sent_at = await limiter.acquire()
+        vt.now += 0.1
+    limiter.on_rate_limited(1.0, sent_at=sent_at)
+    vt.now += 5.0  # a quiet spell far longer than the pause
+    start = vt.now
+    grants = [await limiter.acquire() - start for _ in range(3)]
+    assert grants == pytest.approx([0.0, 0.2, 0.4])  # 5 per second, no burst of 5
+    while limiter.current_rate_per_s < 12:  # successes carry it past 1.1x the refused rate
+        limiter.on_success()
+    vt.now += 5.0
+    start = vt.now
+    assert [await limiter.acquire() - start for _ in range(5)] == [0.0] * 5
+
+
+@pytest.mark.anyio
 async def test_success_recovers_toward_the_configured_rate() -> None:
     """Successes after a 429 raise the rate again, never above the configured rate."""
     limiter = RequestLimiter(6, burst=6)
@@ -269,3 +325,107 @@ async def test_a_raised_server_limit_is_found_again() -> None:
     served_before = server.served
     await simulate(limiter, vt, server, 900)
     assert (server.served - served_before) / 300 >= 0.8 * 20
+
+
+# ------------------------------------------------------------------ many workers, virtual time
+
+
+class _VirtualSelector(selectors.DefaultSelector):
+    """Never blocks: waiting ``timeout`` seconds for I/O just moves the virtual clock."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.now = 0.0
+
+    def select(self, timeout: float | None = None) -> list[Any]:
+        if timeout is None:
+            raise AssertionError("every task is waiting for nothing: deadlock")
+        self.now += max(0.0, timeout)
+        return super().select(0)
+
+
+def run_in_virtual_time(coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` on an asyncio loop whose clock moves only when every task waits."""
+    selector = _VirtualSelector()
+    loop = asyncio.SelectorEventLoop(selector)
+    loop.time = lambda: selector.now  # type: ignore[method-assign]
+    try:
+        return loop.run_until_complete(coro)
+    finally:
+        loop.close()
+
+
+async def run_like_the_runner(limiter: RequestLimiter, server, jobs: int, seed: int) -> float:
+    """``jobs`` jobs on 100 workers, each a create then polls until its task is done (1-2 s),
+    every request 1-4 ms each way and retried after Retry-After on 429; returns the wall time."""
+    loop = asyncio.get_running_loop()
+    rng = random.Random(seed)
+    queue = deque(range(jobs))
+
+    async def request() -> None:
+        while True:
+            sent_at = await limiter.acquire()
+            await anyio.sleep(rng.uniform(0.001, 0.004))
+            retry_after = server.answer(loop.time())
+            await anyio.sleep(rng.uniform(0.001, 0.004))
+            if retry_after is None:
+                limiter.on_success()
+                return
+            limiter.on_rate_limited(retry_after, sent_at=sent_at)
+            await anyio.sleep(max(retry_after, rng.uniform(0, 0.5)))
+
+    async def worker() -> None:
+        while queue:
+            queue.popleft()
+            await request()
+            done_at = loop.time() + rng.uniform(0.6, 2.4)
+            await anyio.sleep(0.025)
+            await request()
+            while loop.time() < done_at:
+                await anyio.sleep(max(0.05, done_at - loop.time()))
+                await request()
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(100):
+            tg.start_soon(worker)
+    return loop.time()
+
+
+@pytest.mark.parametrize("server_rate", [10, 40])
+def test_many_workers_at_twice_the_server_rate_meet_the_target(server_rate: int) -> None:
+    """Issue 5's target in virtual time, shaped like a real run (100 workers, network delays,
+    creates then polls): configured at 2R against a sliding window of R per second, under 5%
+    of requests are refused and at least 0.8R are served."""
+    server = SlidingWindowServer(server_rate)
+
+    async def main() -> float:
+        loop = asyncio.get_running_loop()
+        limiter = RequestLimiter(2 * server_rate, burst=5, clock=loop.time)
+        return await run_like_the_runner(limiter, server, jobs=40 * server_rate, seed=1)
+
+    wall_s = run_in_virtual_time(main())
+    assert server.refused / (server.served + server.refused) < 0.05
+    assert server.served / wall_s >= 0.8 * server_rate
+
+
+@pytest.mark.anyio
+async def test_only_api_requests_spend_the_budget(make_emulator, make_client, tmp_path) -> None:
+    """Requests to /api/v1 take a token; a result download from the same host takes none (the
+    service's per-key limit counts only its API endpoints)."""
+
+    class Counting(RequestLimiter):
+        grants = 0
+
+        async def acquire(self) -> float:
+            self.grants += 1
+            return await super().acquire()
+
+    limiter = Counting(1000, burst=100)
+    async with make_emulator() as emu, make_client(emu, limiter=limiter) as c:
+        task = await c.create_generation(generation_body(), idempotency_key="k.budget")
+        done = await wait_terminal(c, task.id)
+        before = limiter.grants
+        await c.download(done.result_urls[0], tmp_path / "job.mp4")
+        assert limiter.grants == before
+        await c.get_generation(task.id)
+        assert limiter.grants == before + 1
