@@ -120,7 +120,7 @@ async def _run_async(
         progress = None
         if settings.progress_stream is not None:
             progress = ProgressPrinter(store, len(manifest.jobs), settings.progress_stream)
-            progress.rate_source = limiter
+            progress.client = client
         options = RunOptions(
             poll=PollPolicy(time_scale=time_scale or 1.0),
             retry_failed=settings.retry_failed,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import TextIO
+from typing import Any, TextIO
 
 from batchgen.store import StateStore
 
@@ -22,7 +22,8 @@ class ProgressPrinter:
         self.started = time.monotonic()
         self.live = self.stream.isatty()
         self._last = ""
-        self.rate_source: object | None = None  # anything with .current_rate_per_s
+        self.client: Any = None  # a RivyaClient: its .stats give the measured request rate
+        self._mark = (self.started, 0)
 
     def line(self) -> str:
         c = self.store.counts()
@@ -34,13 +35,22 @@ class ProgressPrinter:
             f"[{_clock(elapsed)}] {done}/{self.total} done: {', '.join(parts) or 'nothing yet'}"
             f" | credits {c['final_credits']} charged, {c['reserved_credits']} reserved"
         )
-        rate = getattr(self.rate_source, "current_rate_per_s", None)
-        if rate:
-            text += f" | {rate:.1f} req/s"
+        text += self._requests()
         eta = _eta(done, self.total, elapsed)
         if eta:
             text += f" | ETA {eta}"
         return text
+
+    def _requests(self) -> str:
+        """Requests so far, 429s among them, and the rate since the previous line."""
+        stats = getattr(self.client, "stats", None)
+        if stats is None:
+            return ""
+        now, total = time.monotonic(), stats.requests
+        then, before = self._mark
+        self._mark = (now, total)
+        rate = (total - before) / (now - then) if now > then else 0.0
+        return f" | {total} requests ({stats.rate_limited} 429), {rate:.1f}/s"
 
     def __call__(self) -> None:
         text = self.line()

@@ -36,6 +36,7 @@ from batchgen.errors import (
     RetryExhaustedError,
     RunWideApiError,
     TransportError,
+    ValidationFailedError,
 )
 from batchgen.models import (
     JobSpec,
@@ -47,7 +48,14 @@ from batchgen.models import (
     client_request_id,
     job_key,
 )
-from batchgen.polling import PollPolicy, RuntimeModel, is_stuck, next_poll_delay
+from batchgen.polling import (
+    PollPolicy,
+    PollTrack,
+    RuntimeModel,
+    is_stuck,
+    next_poll_delay,
+    task_kind,
+)
 from batchgen.store import JobRow, StateStore
 
 log = logging.getLogger("batchgen.runner")
@@ -200,8 +208,7 @@ class Runner:
             body = await self._build_body(spec)
             task = await self._submit(key, spec, body)
         elif status is JobStatus.SUBMITTING:
-            assert row.request_body is not None, "a submitting job always has its body stored"
-            task = await self._submit(key, spec, row.request_body)
+            task = await self._resubmit(row, spec)
         if status is not JobStatus.DOWNLOADING:
             task_id = task.id if task else row.task_id
             assert task_id is not None
@@ -223,33 +230,54 @@ class Runner:
         log.info("%s: submitted as %s%s", spec.id, task.id, " (replayed)" if task.replayed else "")
         return task
 
+    async def _resubmit(self, row: JobRow, spec: JobSpec) -> RemoteTask:
+        """Resend a job found mid-submit with its stored key and body (the service replays the
+        task if the first request created one). If the service refuses that body because its
+        reference uploads expired meanwhile, no task exists for that key: start a new attempt
+        with fresh uploads instead of failing the job."""
+        assert row.request_body is not None, "a submitting job always has its body stored"
+        try:
+            return await self._submit(row.job_key, spec, row.request_body)
+        except ValidationFailedError as exc:
+            if not row.request_body.get("params", {}).get("referenceMediaItems"):
+                raise
+            self.store.record_failed(
+                row.job_key, code=exc.code, message=exc.message, request_id=exc.request_id
+            )
+            self.store.requeue(row.job_key)
+            self.store.log_event(row.job_key, "resubmit", "stored body refused; new attempt")
+            log.info(
+                "%s: stored request refused (%s); retrying with fresh uploads", spec.id, exc.message
+            )
+            for ref in spec.references:
+                self.store.forget_upload(ref.identity)
+            return await self._submit(row.job_key, spec, await self._build_body(spec))
+
     async def _poll_until_done(
         self, key: str, spec: JobSpec, task_id: str, task: RemoteTask | None
     ) -> RemoteTask | None:
         """Poll on the schedule until the task is terminal; None if it got stuck."""
         policy = self.options.poll
-        mode, duration = (
-            spec.params_dict.get("mode", "pro"),
-            int(spec.params_dict.get("duration", "5")),
-        )
+        kind = task_kind(spec.params_dict)
         started = _submitted_epoch(self.store.job(key))
-        polls = self.store.job(key).polls
+        track = PollTrack(polls=self.store.job(key).polls)  # what the polls saw, for the schedule
         processing_since: float | None = None  # first seen processing (queued time is not stuck)
         while task is None or not task.is_terminal:
             now = time.time()
             elapsed = now - started
-            expected = self.runtimes.expected_s(mode, duration, policy)
+            forecast = self.runtimes.forecast(kind, policy)
+            expected = forecast.expected_s
             if processing_since is None and task is not None and task.status == "processing":
                 processing_since = now
             if self._stuck(key, spec, task_id, elapsed, now - (processing_since or now), expected):
                 return None
-            await anyio.sleep(next_poll_delay(polls, elapsed, expected, policy))
+            await anyio.sleep(next_poll_delay(track, elapsed, forecast, policy))
             task = await self.client.get_generation(task_id)
-            polls += 1
+            track = track.seen(task, time.time() - started)
             if not task.is_terminal:
                 self.store.record_poll(key, task)
         if task.status == "succeeded":
-            self.runtimes.observe(mode, duration, time.time() - started)
+            self.runtimes.observe(kind, track, time.time() - started)
         return task
 
     def _stuck(

@@ -515,6 +515,11 @@ class StateStore:
             uploaded_at=r["uploaded_at"],
         )
 
+    def forget_upload(self, source_key: str) -> None:
+        """The service no longer accepts this upload: the next use uploads the file again."""
+        with self._tx():
+            self.db.execute("DELETE FROM uploads WHERE source_key = ?", [source_key])
+
     def save_upload(self, source_key: str, up: UploadedFile) -> None:
         with self._tx():
             self.db.table("uploads").insert(

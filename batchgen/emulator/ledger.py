@@ -83,6 +83,8 @@ def _task_row(task: Any, now: float) -> dict[str, Any]:
         "charged": task.charged,
         "error_code": task.error_code if task.outcome == "failed" else None,
         "created_at": iso(task.created_at),
+        "started_at": iso(task.start_at) if now >= task.start_at else None,  # processing began
+        "finished_at": iso(task.end_at) if now >= task.end_at else None,  # reached its end
     }
 
 
