@@ -17,6 +17,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -120,6 +121,18 @@ def idempotency_key(key: str, attempt: int) -> str:
     if attempt < 1:
         raise ValueError("attempt numbers start at 1")
     return f"{key}.{attempt}"
+
+
+def parse_timestamp(stamp: str | None) -> float | None:
+    """Seconds since the epoch of an ISO-8601 timestamp (``Z`` or an offset; naive means UTC);
+    None when absent or unreadable."""
+    if not stamp:
+        return None
+    try:
+        when = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
 
 
 def client_request_id(batch: str, job_id: str) -> str:

@@ -43,9 +43,8 @@ import statistics
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 
-from batchgen.models import RemoteTask
+from batchgen.models import RemoteTask, parse_timestamp
 
 WINDOW = 200  # observations kept per kind, and queue waits kept for the batch (most recent)
 KIND_PRIOR_WEIGHT = 3.0  # a kind's own centre outweighs the batch's guess from this many runs
@@ -176,20 +175,10 @@ class PollTrack:
 
 def _stamp_offset(task: RemoteTask) -> float | None:
     """Seconds from the task's creation to its last status change, by the service's clock."""
-    created, updated = _epoch(task.created_at), _epoch(task.updated_at)
+    created, updated = parse_timestamp(task.created_at), parse_timestamp(task.updated_at)
     if created is None or updated is None:
         return None
     return max(updated - created, 0.0)
-
-
-def _epoch(stamp: str | None) -> float | None:
-    if not stamp:
-        return None
-    try:
-        when = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
 
 
 def anchor_s(track: PollTrack, forecast: Forecast) -> float:

@@ -21,7 +21,6 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +46,7 @@ from batchgen.models import (
     UploadedFile,
     client_request_id,
     job_key,
+    parse_timestamp,
 )
 from batchgen.polling import (
     PollPolicy,
@@ -472,32 +472,20 @@ def _primary(group: BaseExceptionGroup) -> BaseException:
 
 
 def _submitted_epoch(row: JobRow) -> float:
-    return _epoch(row.submitted_at or row.updated_at) or time.time()
+    return parse_timestamp(row.submitted_at or row.updated_at) or time.time()
 
 
 def _expires_soon(expires_at: str | None, uploaded_at: str | None) -> bool:
     """True when an upload expires within the margin (or its expiry cannot be read)."""
     if not expires_at:
         return False
-    expires, uploaded = _epoch(expires_at), _epoch(uploaded_at)
+    expires, uploaded = parse_timestamp(expires_at), parse_timestamp(uploaded_at)
     if expires is None:
         return True
     margin = UPLOAD_REUSE_MARGIN_S
     if uploaded is not None and expires > uploaded:
         margin = min(margin, UPLOAD_REUSE_MARGIN_SHARE * (expires - uploaded))
     return expires - time.time() < margin
-
-
-def _epoch(stamp: str | None) -> float | None:
-    if not stamp:
-        return None
-    try:
-        when = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return when.timestamp()
 
 
 def _upload_name(ref: Reference) -> str:

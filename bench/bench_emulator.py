@@ -12,11 +12,12 @@ import asyncio
 import os
 import signal
 import subprocess
-import sys
 import time
 from typing import Any
 
 import aiohttp
+
+from bench import _support
 
 TARGET_PER_S = 2000
 TASKS = 200
@@ -27,19 +28,9 @@ MEASURE_S = 5.0
 
 def start_emulator() -> tuple[subprocess.Popen[str], str, str]:
     """The emulator subprocess and its base URL and key (read from the export line)."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "batchgen.emulator", "--port", "0", "--time-scale", "0.001",
-         "--rate-limit-per-s", "1000000", "--seed", "1"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )  # fmt: skip
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        if line.startswith("export "):
-            env = dict(item.split("=", 1) for item in line.split()[1:])
-            return proc, env["RIVYA_BASE_URL"], env["RIVYA_API_KEY"]
-    raise RuntimeError("the emulator exited before printing its export line")
+    return _support.start_emulator(
+        "--time-scale", "0.001", "--rate-limit-per-s", "1000000", "--seed", "1"
+    )
 
 
 def pin(pid: int, cpu: int) -> int | None:

@@ -22,7 +22,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -31,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from batchgen.commands import RunSettings, run_manifest
+from bench import _support
 
 SERVER_RATE_PER_S = int(os.environ.get("BENCH_RATE_PER_S", "40"))
 JOBS_SUBJECTS = int(os.environ.get("BENCH_SUBJECTS", "1000"))  # x 2 aspect ratios
@@ -45,21 +45,16 @@ MIN_RATE_SHARE = 0.8
 
 def start_emulator(rate_per_s: int) -> tuple[subprocess.Popen[str], str, str]:
     """The emulator subprocess and its base URL and key (read from its export line)."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "batchgen.emulator", "--port", "0",
-         "--time-scale", str(TIME_SCALE), "--seed", "1",
-         "--rate-limit-per-s", str(rate_per_s),
-         "--max-processing-per-account", str(PROCESSING_SLOTS)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )  # fmt: skip
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        if line.startswith("export "):
-            env = dict(item.split("=", 1) for item in line.split()[1:])
-            return proc, env["RIVYA_BASE_URL"], env["RIVYA_API_KEY"]
-    raise RuntimeError("the emulator exited before printing its export line")
+    return _support.start_emulator(
+        "--time-scale",
+        str(TIME_SCALE),
+        "--seed",
+        "1",
+        "--rate-limit-per-s",
+        str(rate_per_s),
+        "--max-processing-per-account",
+        str(PROCESSING_SLOTS),
+    )
 
 
 def write_manifest(folder: Path) -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from batchgen.models import (
     RemoteTask,
     can_transition,
     job_key,
+    parse_timestamp,
 )
 from batchgen.store import StateStore
 
@@ -156,3 +158,11 @@ def test_transition_table_shape(old: JobStatus, new: JobStatus) -> None:
     if old is JobStatus.PENDING and new in (JobStatus.RUNNING, JobStatus.DOWNLOADING):
         assert not allowed
     assert set(TRANSITIONS) >= TERMINAL
+
+
+@given(st.datetimes(timezones=st.just(UTC)))
+def test_parse_timestamp_round_trips(when: datetime) -> None:
+    """Any UTC time written the way the API writes it parses back to the same instant."""
+    stamp = when.isoformat(timespec="microseconds").replace("+00:00", "Z")
+    assert parse_timestamp(stamp) == pytest.approx(when.timestamp(), abs=1e-6)
+    assert parse_timestamp("not a time") is None and parse_timestamp(None) is None
