@@ -3,6 +3,7 @@ plain periodic lines when not (cron, CI, a log file)."""
 
 from __future__ import annotations
 
+import shutil
 import sys
 import time
 from typing import Any, TextIO
@@ -54,7 +55,8 @@ class ProgressPrinter:
 
     def __call__(self) -> None:
         text = self.line()
-        if self.live:
+        if self.live:  # one row, redrawn: a line wider than the terminal would wrap and stack
+            text = text[: max(shutil.get_terminal_size().columns - 1, 20)]
             pad = " " * max(len(self._last) - len(text), 0)
             self.stream.write("\r" + text + pad)
         elif text != self._last:
