@@ -9,16 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from batchgen.client import (
-    RivyaClient,
-    check_base_url,
-    error_from_answer,
-    error_type,
-    is_loopback_host,
-    parse_envelope,
-    parse_task,
-    parse_uploaded_file,
-)
+from batchgen.client import RivyaClient
 from batchgen.errors import (
     RETRYABLE,
     AuthError,
@@ -33,6 +24,15 @@ from batchgen.errors import (
     ServiceUnavailableError,
     TransportError,
     ValidationFailedError,
+)
+from batchgen.wire import (
+    check_base_url,
+    error_from_answer,
+    error_type,
+    is_loopback_host,
+    parse_envelope,
+    parse_task,
+    parse_uploaded_file,
 )
 
 

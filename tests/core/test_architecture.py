@@ -19,6 +19,7 @@ FORBIDDEN = {
     "limits": {"client", "store", "runner", "manifest", "cli", "commands", "emulator"},
     "polling": {"client", "store", "runner", "manifest", "cli", "commands", "emulator"},
     "client": {"store", "runner", "manifest", "cli", "commands", "emulator"},
+    "wire": {"client", "store", "runner", "manifest", "cli", "commands", "emulator"},
     "store": {"client", "runner", "cli", "commands", "emulator"},
     "runner": {"cli", "commands", "emulator"},
     "emulator": {

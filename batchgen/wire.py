@@ -1,0 +1,323 @@
+"""The Rivya wire format, pure: error table, envelopes, task and file objects, base URLs.
+
+Everything here is a function of bytes, headers and values already in hand: no network, no
+aiohttp, no logging. ``batchgen.client`` does the I/O and calls these to read what came back.
+
+* ``error_type(status, code)`` is the contract's table of HTTP status and ``error.code`` to the
+  typed errors of ``batchgen.errors``; ``error_from_answer`` builds the whole error from an answer.
+* ``parse_task`` and ``parse_uploaded_file`` read the objects of 2xx answers, tolerating nulls.
+* ``check_base_url`` and ``check_api_key`` decide whether the key may travel to a base URL.
+* ``ClientStats`` counts requests by endpoint and status, shaped like the emulator ledger.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+from yarl import URL
+
+from batchgen.errors import (
+    ApiError,
+    AuthError,
+    ClientRequestError,
+    ConfigError,
+    IdempotencyConflictError,
+    InsufficientCreditsError,
+    NotFoundError,
+    RateLimitedError,
+    ScopeDeniedError,
+    ServerError,
+    ServiceUnavailableError,
+    TransportError,
+    ValidationFailedError,
+)
+from batchgen.models import RemoteTask, UploadedFile
+from batchgen.retry import parse_retry_after
+
+SCOPES = (
+    "models:read",
+    "generations:create",
+    "generations:read",
+    "files:create",
+    "files:read",
+    "credits:read",
+    "webhooks:manage",
+)
+AUTH_CODES = frozenset({"api_key_missing", "api_key_invalid", "api_key_revoked", "api_key_expired"})
+_JOB_ERRORS_BY_CODE: Mapping[str, type[ApiError]] = {
+    "validation_failed": ValidationFailedError,
+    "not_found": NotFoundError,
+    "idempotency_conflict": IdempotencyConflictError,
+}
+_JOB_ERRORS_BY_STATUS: Mapping[int, type[ApiError]] = {
+    400: ValidationFailedError,
+    404: NotFoundError,
+    409: IdempotencyConflictError,
+}
+_HINTS: Mapping[type[ApiError], str] = {
+    AuthError: "Check RIVYA_API_KEY: it must be a current key for this base URL. Nothing was "
+    "marked failed; fix the key, then run the same command again.",
+    InsufficientCreditsError: "Top up credits, then run the same command again: finished "
+    "jobs are kept and blocked jobs are resubmitted.",
+}
+
+
+# --------------------------------------------------------------------------- base URL and key
+
+
+def is_loopback_host(host: str | None) -> bool:
+    """True for ``localhost`` and any loopback address (127.0.0.0/8, ::1)."""
+    if not host:
+        return False
+    name = host.strip("[]").rstrip(".").lower()
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def check_base_url(base_url: str, api_key: str | None) -> URL:
+    """Validate the base URL (and that the key may travel to it); return it without a slash."""
+    try:
+        url = URL(base_url.strip())
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"the base URL {base_url!r} is not a URL") from exc
+    if url.scheme not in ("http", "https") or not url.host:
+        raise ConfigError(
+            f"the base URL {base_url!r} must be an http(s) URL with a host",
+            hint="Set RIVYA_BASE_URL to something like https://rivya.ai",
+        )
+    if url.user or url.password or url.query_string or url.fragment:
+        raise ConfigError("the base URL must not carry credentials, a query or a fragment")
+    if api_key is not None and url.scheme == "http" and not is_loopback_host(url.host):
+        raise ConfigError(
+            f"refusing to send the API key over plain http to {url.host}",
+            hint="Use https:// (plain http is allowed only for loopback, e.g. the emulator).",
+        )
+    return url.with_path(url.path.rstrip("/"))
+
+
+def check_api_key(api_key: str | None) -> None:
+    """Reject keys that could not travel in a header (never echoing the key)."""
+    if api_key is None:
+        return
+    if not api_key or any(ch.isspace() or ord(ch) < 0x21 or ord(ch) > 0x7E for ch in api_key):
+        raise ConfigError(
+            "the API key is empty or contains spaces or control characters",
+            hint="Copy the key again into RIVYA_API_KEY (it starts with rvya_sk_).",
+        )
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def error_type(status: int, code: str) -> type[ApiError]:
+    """The contract's table: which error type an HTTP status and ``error.code`` mean."""
+    if status == 429:
+        return RateLimitedError
+    if code == "insufficient_credits" or status == 402:
+        return InsufficientCreditsError
+    if status >= 500:
+        return ServiceUnavailableError if code == "public_api_disabled" else ServerError
+    if code in AUTH_CODES or status == 401:
+        return AuthError
+    if code == "api_scope_denied" or status == 403:
+        return ScopeDeniedError
+    by_code = _JOB_ERRORS_BY_CODE.get(code) or _JOB_ERRORS_BY_STATUS.get(status)
+    return by_code or ClientRequestError
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """What an error answer said: ``error.code``, ``error.message`` and ``requestId``."""
+
+    code: str
+    message: str
+    request_id: str | None
+
+
+def parse_envelope(status: int, body: bytes, headers: Mapping[str, str]) -> Envelope:
+    """Read the error envelope; cope with non-JSON or envelope-less bodies."""
+    header_id = headers.get("X-Request-Id")
+    error = json_or_none(body)
+    if isinstance(error, dict):
+        error = error.get("error", error)
+    if not isinstance(error, dict):
+        kind = headers.get("Content-Type", "no content type").split(";")[0]
+        return Envelope(f"http_{status}", f"no error envelope ({kind} body)", header_id)
+    code = error.get("code")
+    message = error.get("message")
+    request_id = error.get("requestId") or error.get("request_id") or header_id
+    return Envelope(
+        code=code if isinstance(code, str) and code else f"http_{status}",
+        message=message if isinstance(message, str) else "(no message)",
+        request_id=request_id if isinstance(request_id, str) else None,
+    )
+
+
+def json_or_none(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def scope_named(message: str, needed: str | None) -> str | None:
+    """The scope a 403 is about: the one the message names, else the endpoint's own."""
+    for scope in SCOPES:
+        if scope in message:
+            return scope
+    return needed
+
+
+def error_from_answer(
+    status: int,
+    body: bytes,
+    headers: Mapping[str, str],
+    *,
+    endpoint: str,
+    scope: str | None = None,
+    now: datetime | None = None,
+) -> ApiError:
+    """Build the typed error for a non-2xx answer (pure; the caller scrubs secrets)."""
+    env = parse_envelope(status, body, headers)
+    kind = error_type(status, env.code)
+    text = f"{endpoint} answered HTTP {status} {env.code}: {env.message}"
+    if env.request_id:
+        text += f" (requestId {env.request_id})"
+    hint = _HINTS.get(kind)
+    if kind is ScopeDeniedError:
+        missing = scope_named(env.message, scope)
+        hint = f"The API key lacks the '{missing or 'unknown'}' scope; use a key that has it."
+    common: dict[str, Any] = {
+        "code": env.code,
+        "status": status,
+        "request_id": env.request_id,
+        "hint": hint,
+    }
+    if kind is RateLimitedError:
+        wait = parse_retry_after(headers.get("Retry-After"), now or server_now(headers))
+        return RateLimitedError(text, retry_after_s=wait, **common)
+    return kind(text, **common)
+
+
+def server_now(headers: Mapping[str, str]) -> datetime | None:
+    # An HTTP-date Retry-After is on the server's clock: measure it from the server's Date.
+    try:
+        return parsedate_to_datetime(headers["Date"])
+    except (KeyError, TypeError, ValueError, IndexError):
+        return None
+
+
+# --------------------------------------------------------------------------- task and file objects
+
+
+def _str_or_none(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def int_or_none(value: object) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return None
+
+
+def _result_urls(result: object) -> tuple[str, ...]:
+    if not isinstance(result, dict):
+        return ()
+    urls = [u for u in result.get("urls") or () if isinstance(u, str) and u]
+    primary = result.get("primary_url")
+    if isinstance(primary, str) and primary:
+        urls = [primary, *(u for u in urls if u != primary)]
+    return tuple(dict.fromkeys(urls))
+
+
+def parse_task(payload: object, *, replayed: bool = False) -> RemoteTask:
+    """The task object of a 2xx answer; ``result`` and ``error`` may be null, status any text."""
+    if not isinstance(payload, dict) or not isinstance(payload.get("id"), str) or not payload["id"]:
+        raise TransportError("the API answered 2xx without a task object (no 'id')")
+    error = payload.get("error")
+    error = error if isinstance(error, dict) else {}
+    code, message = error.get("code"), error.get("message")
+    status = payload.get("status")
+    return RemoteTask(
+        id=payload["id"],
+        status=status if isinstance(status, str) and status else "unknown",
+        reserved_credits=int_or_none(payload.get("reserved_credits")),
+        final_credits=int_or_none(payload.get("final_credits")),
+        result_urls=_result_urls(payload.get("result")),
+        error_code=code if isinstance(code, str) else None,
+        error_message=message if isinstance(message, str) else None,
+        replayed=replayed,
+        created_at=_str_or_none(payload.get("created_at")),
+        updated_at=_str_or_none(payload.get("updated_at")),
+    )
+
+
+def parse_uploaded_file(payload: object, *, name: str, size_bytes: int) -> UploadedFile:
+    """The file object of a 2xx upload answer, with its id under ``id`` or ``file_id``."""
+    if not isinstance(payload, dict):
+        raise TransportError("the Files API answered 2xx without a file object")
+    file_id = payload.get("id") or payload.get("file_id")
+    url = payload.get("url")
+    if not isinstance(file_id, str) or not isinstance(url, str) or not url:
+        raise TransportError("the Files API answered 2xx without a file id and url")
+    mime, stored_name = payload.get("mime_type"), payload.get("name")
+    expires = payload.get("expires_at")
+    return UploadedFile(
+        id=file_id,
+        url=url,
+        mime_type=mime if isinstance(mime, str) else "",
+        size_bytes=int_or_none(payload.get("size_bytes")) or size_bytes,
+        name=stored_name if isinstance(stored_name, str) and stored_name else name,
+        expires_at=expires if isinstance(expires, str) else None,
+    )
+
+
+def result_gone(status: int, *, foreign: bool) -> bool:
+    """404/410 mean an expired result URL; so do 401/403 from a foreign (signed-URL) host."""
+    return status in (404, 410) or (foreign and status in (401, 403))
+
+
+# --------------------------------------------------------------------------- stats
+
+
+@dataclass
+class ClientStats:
+    """Requests by (endpoint, HTTP status; None = no answer), 429s and retries, per client."""
+
+    by_endpoint: Counter[tuple[str, int | None]] = field(default_factory=Counter)
+    rate_limited: int = 0
+    retries: int = 0
+
+    @property
+    def requests(self) -> int:
+        return sum(self.by_endpoint.values())
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready view, shaped like the emulator ledger's request counts."""
+        rows = [
+            {"endpoint": e, "status": s, "count": n}
+            for (e, s), n in sorted(
+                self.by_endpoint.items(), key=lambda kv: (kv[0][0], str(kv[0][1]))
+            )
+        ]
+        return {
+            "requests": self.requests,
+            "rate_limited": self.rate_limited,
+            "retries": self.retries,
+            "by_endpoint": rows,
+        }
