@@ -158,6 +158,11 @@ class PollTrack:
     started_s: float | None = None  # processing began (exact, from the service's timestamps)
     finished_s: float | None = None  # it finished (exact, from the service's timestamps)
 
+    def processing_s(self, elapsed_s: float) -> float:
+        """How long the task has been processing at ``elapsed_s`` (0 while not yet seen so)."""
+        began = self.started_s if self.started_s is not None else self.processing_seen_s
+        return 0.0 if began is None else max(elapsed_s - began, 0.0)
+
     def seen(self, task: RemoteTask, elapsed_s: float) -> PollTrack:
         """This track after a poll, ``elapsed_s`` after submit, answered ``task``."""
         changed = _stamp_offset(task)

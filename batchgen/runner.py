@@ -49,6 +49,7 @@ from batchgen.models import (
     parse_timestamp,
 )
 from batchgen.polling import (
+    Forecast,
     PollPolicy,
     PollTrack,
     RuntimeModel,
@@ -259,17 +260,13 @@ class Runner:
         """Poll on the schedule until the task is terminal; None if it got stuck."""
         policy = self.options.poll
         kind = task_kind(spec.params_dict)
-        started = _submitted_epoch(self.store.job(key))
-        track = PollTrack(polls=self.store.job(key).polls)  # what the polls saw, for the schedule
-        processing_since: float | None = None  # first seen processing (queued time is not stuck)
+        row = self.store.job(key)
+        started = _submitted_epoch(row)
+        track = PollTrack(polls=row.polls)  # what the polls saw, for the schedule
         while task is None or not task.is_terminal:
-            now = time.time()
-            elapsed = now - started
+            elapsed = time.time() - started
             forecast = self.runtimes.forecast(kind, policy)
-            expected = forecast.expected_s
-            if processing_since is None and task is not None and task.status == "processing":
-                processing_since = now
-            if self._stuck(key, spec, task_id, elapsed, now - (processing_since or now), expected):
+            if self._stuck(key, spec, task_id, elapsed, track.processing_s(elapsed), forecast):
                 return None
             await anyio.sleep(next_poll_delay(track, elapsed, forecast, policy))
             task = await self.client.get_generation(task_id)
@@ -287,14 +284,15 @@ class Runner:
         task_id: str,
         elapsed: float,
         processing: float,
-        expected: float,
+        forecast: Forecast,
     ) -> bool:
         """A task processing far longer than expected (or queued past QUEUED_DEADLINE_S) is
         reported and left for a later run. Time spent queued behind the account's own tasks
         is normal in a big batch, so only processing time counts against ``expected``."""
         policy = self.options.poll
         if not (
-            is_stuck(processing, expected, policy) or elapsed > policy.scaled(QUEUED_DEADLINE_S)
+            is_stuck(processing, forecast.expected_s, policy)
+            or elapsed > policy.scaled(QUEUED_DEADLINE_S)
         ):
             return False
         self.outcome.stuck += 1
@@ -386,10 +384,11 @@ class Runner:
         refreshes = 0
         while True:
             try:
-                outputs = [
-                    await self._download_one(url, self._output_path(spec.id, i))
-                    for i, url in enumerate(urls)
-                ]
+                outputs = []
+                for i, url in enumerate(urls):
+                    dest = self._output_path(spec.id, i)
+                    await self.client.download(url, dest)
+                    outputs.append(str(dest))
                 break
             except ResultExpiredError:
                 if refreshes >= MAX_URL_REFRESHES or row.task_id is None:
@@ -397,13 +396,9 @@ class Runner:
                 refreshes += 1
                 task = await self.client.get_generation(row.task_id)
                 urls = list(task.result_urls)
-                self.store.record_succeeded_remote(key, task)
+                self.store.record_succeeded_remote(key, task, polled=False)
         self.store.record_outputs(key, outputs)
         log.info("%s: done -> %s", spec.id, ", ".join(outputs))
-
-    async def _download_one(self, url: str, dest: Path) -> str:
-        await self.client.download(url, dest)
-        return str(dest)
 
     def _output_path(self, job_id: str, index: int) -> Path:
         """``<output dir>/<job id>.mp4`` (then ``-2``, ``-3``...): names from job ids, never

@@ -361,11 +361,17 @@ class StateStore:
 
     # -- transitions ---------------------------------------------------------------------------
 
-    def _transition(self, key: str, new: JobStatus, **fields: Any) -> None:
-        allowed_from = [old.value for old, nexts in TRANSITIONS.items() if new in nexts]
+    def _transition(
+        self, key: str, new: JobStatus, *, count_poll: bool = False, **fields: Any
+    ) -> None:
+        """One conditional UPDATE: refused unless the row is in a state allowed to move to
+        ``new``. ``count_poll`` adds one to ``polls`` in the same statement (no read first)."""
+        allowed_from = _ALLOWED_FROM[new]
         fields = {k: _encode(v) for k, v in fields.items()}
         fields.update(status=new.value, updated_at=_now())
-        sets = ", ".join(f"{k} = ?" for k in fields)
+        sets = ", ".join(
+            [f"{k} = ?" for k in fields] + (["polls = polls + 1"] if count_poll else [])
+        )
         marks = ", ".join("?" * len(allowed_from))
         sql = f"UPDATE jobs SET {sets} WHERE job_key = ? AND status IN ({marks})"
         with self._tx():
@@ -417,22 +423,22 @@ class StateStore:
         self._transition(
             key,
             JobStatus.RUNNING,
+            count_poll=True,
             remote_status=task.status,
             reserved_credits=task.reserved_credits,
-            polls=self.job(key).polls + 1,
         )
 
-    def record_succeeded_remote(self, key: str, task: RemoteTask) -> None:
-        """The remote task succeeded: keep its result URLs and credits, start downloading."""
-        row = self.job(key)
+    def record_succeeded_remote(self, key: str, task: RemoteTask, *, polled: bool = True) -> None:
+        """The remote task succeeded: keep its result URLs and credits, start downloading.
+        ``polled`` is False when the task was fetched again only for fresh result URLs."""
         self._transition(
             key,
             JobStatus.DOWNLOADING,
+            count_poll=polled,
             remote_status=task.status,
             reserved_credits=task.reserved_credits,
             final_credits=task.final_credits,
             result_urls=list(task.result_urls),
-            polls=row.polls + (0 if row.status is JobStatus.DOWNLOADING else 1),
         )
 
     def record_outputs(self, key: str, outputs: Sequence[str]) -> None:
@@ -546,6 +552,11 @@ class StateStore:
 
     def events(self, limit: int = 1000) -> list[dict[str, Any]]:
         return list(self.db.query("SELECT * FROM events ORDER BY id DESC LIMIT ?", [limit]))
+
+
+_ALLOWED_FROM: dict[JobStatus, list[str]] = {
+    new: [old.value for old, nexts in TRANSITIONS.items() if new in nexts] for new in JobStatus
+}
 
 
 def _encode(value: Any) -> Any:

@@ -244,3 +244,23 @@ def test_stuck_only_after_long_overrun() -> None:
     p = PollPolicy()
     assert not is_stuck(500, 90, p)
     assert is_stuck(2000, 90, p)
+
+
+def test_processing_time_counts_from_the_service_start_else_first_sighting() -> None:
+    """Processing time is 0 until a poll sees the task processing; then it counts from the
+    service's own start stamp when known, else from that first sighting."""
+    from batchgen.models import RemoteTask
+    from batchgen.polling import PollTrack
+
+    queued = RemoteTask(id="t", status="queued")
+    track = PollTrack().seen(queued, 3.0)
+    assert track.processing_s(50.0) == 0.0
+    seen = track.seen(RemoteTask(id="t", status="processing"), 10.0)  # no timestamps
+    assert seen.processing_s(50.0) == 40.0
+    stamped = RemoteTask(
+        id="t",
+        status="processing",
+        created_at="2026-01-01T00:00:00Z",
+        updated_at="2026-01-01T00:00:07Z",
+    )
+    assert track.seen(stamped, 10.0).processing_s(50.0) == 43.0

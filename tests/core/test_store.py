@@ -110,6 +110,7 @@ def test_full_lifecycle_records_credits_and_outputs(store: StateStore) -> None:
         result_urls=("http://x/1.mp4",),
     )
     store.record_succeeded_remote(k, done)
+    store.record_succeeded_remote(k, done, polled=False)  # a URL refresh is not a status poll
     store.record_outputs(k, ["/out/a.mp4"])
     row = store.job(k)
     assert (row.status, row.task_id, row.final_credits, row.polls) == (
