@@ -20,7 +20,13 @@ from typing import Any, TextIO
 import anyio
 
 from batchgen.client import RivyaClient
-from batchgen.config import Connection, default_state_path, resolve_connection, resolve_limits
+from batchgen.config import (
+    Connection,
+    default_state_path,
+    resolve_base_url,
+    resolve_connection,
+    resolve_limits,
+)
 from batchgen.limits import RequestLimiter
 from batchgen.manifest import load_manifest
 from batchgen.models import Manifest
@@ -158,7 +164,13 @@ def report_batch(path: Path, state_path: Path | None = None) -> dict[str, Any]:
         return build_report(manifest, store)
 
 
-def plan_batch(path: Path, state_path: Path | None = None, *, online: bool = False) -> Any:
+def plan_batch(
+    path: Path,
+    state_path: Path | None = None,
+    *,
+    online: bool = False,
+    env: Mapping[str, str] | None = None,
+) -> Any:
     """What a run would do now and what it would reserve. Sends nothing unless ``online``
     (then only the public models endpoint is asked for the price)."""
     from batchgen.plan import make_plan
@@ -169,16 +181,15 @@ def plan_batch(path: Path, state_path: Path | None = None, *, online: bool = Fal
     if state_path.exists():
         with StateStore.open_readonly(state_path) as store:
             state = store.snapshot()
-    base_credits = anyio.run(_base_credits, manifest.model, backend="asyncio") if online else None
+    base_credits = None
+    if online:
+        base_url = resolve_base_url(env)
+        base_credits = anyio.run(_base_credits, base_url, manifest.model, backend="asyncio")
     return make_plan(manifest, state=state, base_credits=base_credits)
 
 
-async def _base_credits(model: str) -> int | None:
-    import os
-
-    from batchgen.config import DEFAULT_BASE_URL, ENV_BASE_URL
-
-    base_url = os.environ.get(ENV_BASE_URL) or DEFAULT_BASE_URL
+async def _base_credits(base_url: str, model: str) -> int | None:
+    """The model's price per task from the public models endpoint (no key needed)."""
     async with RivyaClient(base_url, None) as client:
         for entry in await client.list_models():
             if entry.get("id") == model and isinstance(entry.get("base_credits"), int):

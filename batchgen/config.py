@@ -37,8 +37,8 @@ def is_loopback(host: str | None) -> bool:
     return host in LOOPBACK_HOSTS or host.startswith("127.")
 
 
-def resolve_connection(env: Mapping[str, str] | None = None) -> Connection:
-    """The API base URL and key from the environment, checked before anything is sent."""
+def resolve_base_url(env: Mapping[str, str] | None = None) -> str:
+    """The API base URL from the environment (default: the real service), checked."""
     env = os.environ if env is None else env
     base_url = (env.get(ENV_BASE_URL) or DEFAULT_BASE_URL).rstrip("/")
     parts = urlsplit(base_url)
@@ -47,6 +47,14 @@ def resolve_connection(env: Mapping[str, str] | None = None) -> Connection:
             f"{ENV_BASE_URL} is not an http(s) URL: {base_url!r}",
             hint=f"Set it like {DEFAULT_BASE_URL}, or unset it to use the real service.",
         )
+    return base_url
+
+
+def resolve_connection(env: Mapping[str, str] | None = None) -> Connection:
+    """The API base URL and key from the environment, checked before anything is sent."""
+    env = os.environ if env is None else env
+    base_url = resolve_base_url(env)
+    parts = urlsplit(base_url)
     key = (env.get(ENV_KEY) or "").strip()
     if not key:
         raise ConfigError(

@@ -198,3 +198,20 @@ def test_api_key_never_reaches_state_logs_or_reports(emulator_thread, tmp_path) 
     for f in tmp_path.iterdir():
         if f.is_file():
             assert key not in f.read_bytes(), f
+
+
+def test_plan_online_takes_the_price_from_the_models_endpoint(tmp_path) -> None:
+    """`plan --online` prices the batch from the service's models endpoint, not the estimate."""
+    from batchgen.commands import plan_batch
+    from batchgen.emulator import EmulatorConfig, EmulatorThread
+
+    manifest = write_manifest(tmp_path)
+    with EmulatorThread(EmulatorConfig(prices={"kling-3-0": 120})) as emu:
+        env = {"RIVYA_BASE_URL": emu.base_url}
+        online = plan_batch(manifest, tmp_path / "s.db", online=True, env=env)
+        requests = request_count(emu.ledger())
+    offline = plan_batch(manifest, tmp_path / "s.db")
+    assert (online.base_credits, online.credits_is_estimate) == (120, False)
+    assert online.credits == 120 * job_count()
+    assert (offline.base_credits, offline.credits_is_estimate) == (90, True)
+    assert requests == 1, "only the public models endpoint was asked"
