@@ -10,14 +10,20 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from batchgen._version import __version__
 from batchgen.errors import BatchgenError, UsageError
 from batchgen.redact import redact
+
+if TYPE_CHECKING:  # the commands are imported lazily, so `--help` stays fast
+    from batchgen.commands import RunResult
+    from batchgen.runner import RunOutcome
 
 log = logging.getLogger("batchgen")
 
@@ -113,20 +119,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     return result.exit_code
 
 
-def _print_run_summary(result: object) -> None:
+def _print_run_summary(result: RunResult) -> None:
     from batchgen.report import render_table
 
-    report = result.report  # type: ignore[attr-defined]
-    outcome = result.outcome  # type: ignore[attr-defined]
-    print(render_table(report, limit=SUMMARY_TABLE_LIMIT))
+    outcome = result.outcome
+    print(render_table(result.report, limit=SUMMARY_TABLE_LIMIT))
     print(
         f"this run: {outcome.submitted} submitted, {outcome.replayed} resumed by replay; "
-        f"state in {result.state_path}"  # type: ignore[attr-defined]
+        f"state in {result.state_path}"
     )
-    print(_verdict(result.exit_code, report, outcome))  # type: ignore[attr-defined]
+    print(_verdict(result.exit_code, result.report, outcome))
 
 
-def _verdict(code: int, report: dict, outcome: object) -> str:
+def _verdict(code: int, report: dict[str, Any], outcome: RunOutcome) -> str:
     n = report["totals"]["jobs"]
     if code == 0:
         return f"All {n} jobs succeeded."
@@ -139,12 +144,14 @@ def _verdict(code: int, report: dict, outcome: object) -> str:
     if code == 130:
         return "Interrupted. Run the same command again to resume; nothing will be paid twice."
     reasons = []
-    if getattr(outcome, "credits_ran_out", False):
+    if outcome.signal is not None:
+        reasons.append(f"stopped by {signal.Signals(outcome.signal).name}")
+    if outcome.credits_ran_out:
         reasons.append("credits ran out (top up, then run the same command again)")
-    if getattr(outcome, "stuck", 0):
-        reasons.append(f"{outcome.stuck} task(s) still running remotely")  # type: ignore[attr-defined]
-    if getattr(outcome, "unfinished", 0):
-        reasons.append(f"{outcome.unfinished} job(s) hit persistent network or server errors")  # type: ignore[attr-defined]
+    if outcome.stuck:
+        reasons.append(f"{outcome.stuck} task(s) still running remotely")
+    if outcome.unfinished:
+        reasons.append(f"{outcome.unfinished} job(s) hit persistent network or server errors")
     why = "; ".join(reasons) or "some jobs are not finished"
     return f"Stopped early: {why}. Run the same command again to resume."
 

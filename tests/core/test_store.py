@@ -158,7 +158,23 @@ def test_transition_table_shape(old: JobStatus, new: JobStatus) -> None:
         assert new is JobStatus.PENDING
     if old is JobStatus.PENDING and new in (JobStatus.RUNNING, JobStatus.DOWNLOADING):
         assert not allowed
-    assert set(TRANSITIONS) >= TERMINAL
+
+
+def test_every_state_is_reachable_and_every_job_can_finish() -> None:
+    """From pending every status is reachable, and from every status a terminal one is."""
+
+    def reachable(start: JobStatus) -> set[JobStatus]:
+        seen, todo = {start}, [start]
+        while todo:
+            for nxt in TRANSITIONS[todo.pop()]:
+                if nxt not in seen:
+                    seen.add(nxt)
+                    todo.append(nxt)
+        return seen
+
+    assert reachable(JobStatus.PENDING) == set(JobStatus)
+    for status in JobStatus:
+        assert reachable(status) & TERMINAL or status in TERMINAL, status
 
 
 @given(st.datetimes(timezones=st.just(UTC)))

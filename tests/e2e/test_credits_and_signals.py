@@ -88,6 +88,8 @@ def test_signal_stops_cleanly_and_rerun_finishes(tmp_path: Path, signum: int, co
         assert proc.returncode == code, err
         assert "Traceback" not in err
         assert "run the same command again" in out.lower()
+        if signum == signal.SIGTERM:
+            assert "stopped by SIGTERM" in out
         rerun = subprocess.run(
             batchgen_cmd(*args, "-q"),
             env=env,
