@@ -199,12 +199,30 @@ def can_transition(old: JobStatus, new: JobStatus) -> bool:
     return new in TRANSITIONS[old]
 
 
+class RemoteStatus(StrEnum):
+    """A remote task's status as the service reports it. New values may appear (the service
+    may add them without a new API version): they read as ``UNKNOWN``, never as an error."""
+
+    QUEUED = "queued"  # waiting for a processing slot
+    PROCESSING = "processing"  # rendering
+    SUCCEEDED = "succeeded"  # terminal: result URLs are ready
+    FAILED = "failed"  # terminal: ``error`` may say why (or be null)
+    UNKNOWN = "unknown"  # a status this batchgen does not know (the raw text is kept)
+
+    @classmethod
+    def parse(cls, text: object) -> RemoteStatus:
+        try:
+            return cls(text) if isinstance(text, str) else cls.UNKNOWN
+        except ValueError:
+            return cls.UNKNOWN
+
+
 @dataclass(frozen=True)
 class RemoteTask:
     """The API's task object, as the client parsed it."""
 
     id: str
-    status: str  # queued | processing | succeeded | failed (kept as text: new ones may appear)
+    status: RemoteStatus
     reserved_credits: int | None = None
     final_credits: int | None = None
     result_urls: tuple[str, ...] = ()
@@ -213,10 +231,11 @@ class RemoteTask:
     replayed: bool = False
     created_at: str | None = None  # the service's timestamps, as sent (ISO 8601)
     updated_at: str | None = None  # when the status last changed
+    raw_status: str | None = None  # the status text as sent (differs from ``status`` if unknown)
 
     @property
     def is_terminal(self) -> bool:
-        return self.status in ("succeeded", "failed")
+        return self.status in (RemoteStatus.SUCCEEDED, RemoteStatus.FAILED)
 
 
 @dataclass(frozen=True)

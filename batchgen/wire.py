@@ -38,7 +38,7 @@ from batchgen.errors import (
     TransportError,
     ValidationFailedError,
 )
-from batchgen.models import RemoteTask, UploadedFile
+from batchgen.models import RemoteStatus, RemoteTask, UploadedFile
 from batchgen.retry import parse_retry_after
 
 SCOPES = (
@@ -255,7 +255,8 @@ def parse_task(payload: object, *, replayed: bool = False) -> RemoteTask:
     status = payload.get("status")
     return RemoteTask(
         id=payload["id"],
-        status=status if isinstance(status, str) and status else "unknown",
+        status=RemoteStatus.parse(status),
+        raw_status=status if isinstance(status, str) else None,
         reserved_credits=int_or_none(payload.get("reserved_credits")),
         final_credits=int_or_none(payload.get("final_credits")),
         result_urls=_result_urls(payload.get("result")),

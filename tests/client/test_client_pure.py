@@ -25,6 +25,7 @@ from batchgen.errors import (
     TransportError,
     ValidationFailedError,
 )
+from batchgen.models import RemoteStatus
 from batchgen.wire import (
     check_base_url,
     error_from_answer,
@@ -138,7 +139,8 @@ def test_task_parsing_copes_with_nulls_and_new_statuses() -> None:
     failed = parse_task({"id": "task_1", "status": "failed", "result": None, "error": None})
     assert (failed.status, failed.error_code, failed.result_urls) == ("failed", None, ())
     odd = parse_task({"id": "task_2", "status": "paused_for_review", "reserved_credits": 90})
-    assert odd.status == "paused_for_review" and not odd.is_terminal and odd.reserved_credits == 90
+    assert odd.status is RemoteStatus.UNKNOWN and odd.raw_status == "paused_for_review"
+    assert not odd.is_terminal and odd.reserved_credits == 90
     done = parse_task(
         {
             "id": "task_3",
