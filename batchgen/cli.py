@@ -10,54 +10,73 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import signal
 import sys
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from batchgen import signals
 from batchgen._version import __version__
+from batchgen.console import ConsoleHandler, IsoFormatter
 from batchgen.errors import BatchgenError, UsageError
+from batchgen.outcome import (
+    ExitCode,
+    RunOutcome,
+    describe_stops,
+    error_exit_code,
+    jobs_exit_code,
+)
 from batchgen.redact import redact
 
 if TYPE_CHECKING:  # the commands are imported lazily, so `--help` stays fast
     from batchgen.commands import RunResult
-    from batchgen.runner import RunOutcome
 
 log = logging.getLogger("batchgen")
 
 SUMMARY_TABLE_LIMIT = 40
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, keep_signals: bool = False) -> int:
+    """Run one command; returns its exit code. ``run`` takes over SIGINT and SIGTERM from the
+    start (see ``batchgen.signals``); ``keep_signals`` leaves them taken when it returns (the
+    ``batchgen`` program: a signal during interpreter shutdown still exits promptly)."""
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
         return int(exc.code or 0)
     _setup_logging(args.verbose)
+    if args.func is cmd_run:
+        signals.install()
     try:
         return int(args.func(args))
-    except KeyboardInterrupt:
-        print("Interrupted. Run the same command again to resume.", file=sys.stderr)
-        return 130
     except BaseException as exc:
         return _report_error(exc, args.verbose)
+    finally:
+        if not keep_signals:
+            signals.uninstall()
+
+
+def entry() -> None:
+    """The ``batchgen`` program and ``python -m batchgen``."""
+    sys.exit(main(keep_signals=True))
 
 
 def _report_error(exc: BaseException, verbose: int) -> int:
     exc = _unwrap(exc)
-    if verbose:
-        traceback.print_exception(exc)
-    if isinstance(exc, BatchgenError):
-        print(redact(f"Error: {exc}"), file=sys.stderr)
-        return exc.exit_code
     if isinstance(exc, SystemExit):
         return int(exc.code or 0)
-    print(redact(f"Error: unexpected {type(exc).__name__}: {exc}"), file=sys.stderr)
-    print("  This is a bug in batchgen; run again with -v for the traceback.", file=sys.stderr)
-    return 1
+    if verbose:
+        traceback.print_exception(exc)
+    if isinstance(exc, KeyboardInterrupt):
+        print("Interrupted. Run the same command again to resume.", file=sys.stderr)
+    elif isinstance(exc, BatchgenError):
+        print(redact(f"Error: {exc}"), file=sys.stderr)
+    else:
+        print(redact(f"Error: unexpected {type(exc).__name__}: {exc}"), file=sys.stderr)
+        print("  This is a bug in batchgen; run again with -v for the traceback.", file=sys.stderr)
+    return int(error_exit_code(exc))
 
 
 def _unwrap(exc: BaseException) -> BaseException:
@@ -70,21 +89,13 @@ def _unwrap(exc: BaseException) -> BaseException:
     return exc
 
 
-class _StderrHandler(logging.StreamHandler):
-    """Writes to whatever ``sys.stderr`` is at the time (tests and hosts may swap it)."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.stream = sys.stderr
-        super().emit(record)
-
-
 def _setup_logging(verbose: int) -> None:
     """Configure the ``batchgen`` logger only; the root logger belongs to the host program."""
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
     logger = logging.getLogger("batchgen")
-    logger.handlers[:] = [h for h in logger.handlers if not isinstance(h, _StderrHandler)]
-    handler = _StderrHandler()
-    handler.setFormatter(logging.Formatter("batchgen: %(message)s"))
+    logger.handlers[:] = [h for h in logger.handlers if not isinstance(h, ConsoleHandler)]
+    handler = ConsoleHandler()
+    handler.setFormatter(IsoFormatter())
     logger.addHandler(handler)
     logger.setLevel(level)
     logger.propagate = False
@@ -94,16 +105,12 @@ def _setup_logging(verbose: int) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from batchgen.commands import EmulatorChoice, RunSettings, run_manifest
+    from batchgen.commands import run_manifest
+    from batchgen.config import EmulatorChoice, RunSettings
 
-    emulator = None
-    if args.emulator:
-        emulator = EmulatorChoice(
-            time_scale=args.time_scale if args.time_scale is not None else EmulatorChoice.time_scale
-        )
     settings = RunSettings(
         state_path=args.state,
-        emulator=emulator,
+        emulator=EmulatorChoice() if args.emulator else None,
         time_scale=args.time_scale,
         rate_per_s=args.rate,
         burst=args.burst,
@@ -133,26 +140,17 @@ def _print_run_summary(result: RunResult) -> None:
 
 def _verdict(code: int, report: dict[str, Any], outcome: RunOutcome) -> str:
     n = report["totals"]["jobs"]
-    if code == 0:
+    if code == ExitCode.OK:
         return f"All {n} jobs succeeded."
-    if code == 3:
+    if code == ExitCode.SOME_FAILED:
         failed = report["totals"]["by_status"].get("failed", 0)
         return (
             f"Finished: {failed} of {n} jobs failed (see the errors above). Fix them and rerun "
             "with --retry-failed to give them a new attempt."
         )
-    if code == 130:
+    if code == ExitCode.INTERRUPTED:
         return "Interrupted. Run the same command again to resume; nothing will be paid twice."
-    reasons = []
-    if outcome.signal is not None:
-        reasons.append(f"stopped by {signal.Signals(outcome.signal).name}")
-    if outcome.credits_ran_out:
-        reasons.append("credits ran out (top up, then run the same command again)")
-    if outcome.stuck:
-        reasons.append(f"{outcome.stuck} task(s) still running remotely")
-    if outcome.unfinished:
-        reasons.append(f"{outcome.unfinished} job(s) hit persistent network or server errors")
-    why = "; ".join(reasons) or "some jobs are not finished"
+    why = describe_stops(outcome) or "some jobs are not finished"
     return f"Stopped early: {why}. Run the same command again to resume."
 
 
@@ -170,14 +168,14 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from batchgen.commands import report_batch
-    from batchgen.report import exit_code, render_table
+    from batchgen.report import render_table
 
     report = report_batch(args.manifest, args.state)
     if args.format == "json":
         print(redact(json.dumps(report, indent=2)))
     else:
         print(redact(render_table(report)))
-    return 0 if args.exit_zero else exit_code(report)
+    return 0 if args.exit_zero else int(jobs_exit_code(report["totals"]["by_status"]))
 
 
 def cmd_status(args: argparse.Namespace) -> int:

@@ -3,71 +3,48 @@
 Python users get the same behaviour without the CLI::
 
     from batchgen.commands import run_manifest
-    result = run_manifest(Path("jobs/demo.yaml"), emulator=EmulatorChoice())
+    result = run_manifest(Path("jobs/demo.yaml"), RunSettings(emulator=EmulatorChoice()))
     print(result.exit_code, result.report["totals"])
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
-import signal
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import AsyncExitStack
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import anyio
 
+from batchgen import signals
 from batchgen.client import RivyaClient
 from batchgen.config import (
     Connection,
+    EmulatorChoice,
+    RunConfig,
+    RunSettings,
     default_state_path,
     resolve_base_url,
-    resolve_connection,
-    resolve_limits,
+    resolve_run_config,
 )
+from batchgen.console import Console
+from batchgen.eventlog import EventLog
+from batchgen.events import EventBus, RunFinished
 from batchgen.limits import RequestLimiter
 from batchgen.manifest import load_manifest
-from batchgen.models import Manifest
-from batchgen.polling import PollPolicy
-from batchgen.progress import ProgressPrinter
+from batchgen.models import JobSpec, Manifest, job_key
+from batchgen.outcome import RunOutcome, run_exit_code
+from batchgen.progress import ProgressDisplay
+from batchgen.recorder import EventRecorder
 from batchgen.redact import install_redaction
-from batchgen.report import EXIT_INTERRUPTED, EXIT_RESUMABLE, build_report, exit_code
-from batchgen.retry import RetryPolicy
-from batchgen.runner import RunOptions, RunOutcome, run_batch
+from batchgen.report import build_report
+from batchgen.runner import run_batch
 from batchgen.store import StateStore
 
 log = logging.getLogger("batchgen")
-
-DEMO_TIME_SCALE = 0.02  # rehearsal default: a 5 s clip's 1-4 minutes become 1-5 seconds
-
-
-@dataclass(frozen=True)
-class EmulatorChoice:
-    """Run against the embedded emulator, in this process, instead of the real service."""
-
-    time_scale: float = DEMO_TIME_SCALE
-    seed: int = 0
-    options: Mapping[str, Any] = field(default_factory=dict)  # extra EmulatorConfig fields
-
-
-@dataclass(frozen=True)
-class RunSettings:
-    """Everything a run needs beyond the manifest, resolved once (flag > env > manifest)."""
-
-    state_path: Path | None = None
-    emulator: EmulatorChoice | None = None
-    time_scale: float | None = None  # scales poll timing; defaults to the emulator's, else 1
-    rate_per_s: float | None = None
-    burst: int | None = None
-    max_in_flight: int | None = None
-    retry_failed: bool = False
-    retry: RetryPolicy | None = None  # per-request retries (default: RetryPolicy())
-    handle_signals: bool = False
-    progress_stream: TextIO | None = None
-    progress_interval_s: float = 5.0
-    env: Mapping[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -76,6 +53,7 @@ class RunResult:
     outcome: RunOutcome
     exit_code: int
     state_path: Path
+    config: RunConfig
 
 
 def validate_manifest(path: Path) -> Manifest:
@@ -86,59 +64,71 @@ def validate_manifest(path: Path) -> Manifest:
 def run_manifest(path: Path, settings: RunSettings | None = None) -> RunResult:
     """Validate the manifest, then run or resume its batch to the end (or a resumable stop)."""
     settings = settings or RunSettings()
+    catcher = signals.install() if settings.handle_signals else None
     manifest = load_manifest(path)  # every problem surfaces here, before anything is sent
-    state_path = settings.state_path or default_state_path(manifest)
-    connection = None if settings.emulator else resolve_connection(settings.env)
-    with StateStore.open(state_path, manifest.batch) as store:
-        outcome = anyio.run(_run_async, manifest, store, connection, settings, backend="asyncio")
+    config = resolve_run_config(manifest, settings)
+    for note in config.notes:
+        log.warning("%s", note)
+    bus = EventBus(EventLog(), *config.subscribers)
+    with StateStore.open(config.state_path, manifest.batch) as store:
+        bus.subscribe(EventRecorder(store, {s.id: _key(manifest, s) for s in manifest.jobs}))
+        with _progress(config, bus, len(manifest.jobs)):
+            outcome = anyio.run(_run_async, manifest, store, config, bus, catcher)
         report = build_report(manifest, store)
-    code = exit_code(report, resumable_stop=outcome.credits_ran_out or bool(outcome.stuck))
-    if outcome.signal is not None:
-        code = EXIT_INTERRUPTED if outcome.signal == signal.SIGINT else EXIT_RESUMABLE
-    return RunResult(report=report, outcome=outcome, exit_code=code, state_path=state_path)
+        code = run_exit_code(outcome, report["totals"]["by_status"])
+        bus.emit(
+            RunFinished(
+                stop_reasons=tuple(outcome.stop_reasons),
+                submitted=outcome.submitted,
+                replayed=outcome.replayed,
+                exit_code=int(code),
+            )
+        )
+    return RunResult(report, outcome, int(code), config.state_path, config)
+
+
+def _key(manifest: Manifest, spec: JobSpec) -> str:
+    return job_key(manifest.batch, spec.id, spec.request_hash)
+
+
+@contextlib.contextmanager
+def _progress(config: RunConfig, bus: EventBus, total: int) -> Iterator[None]:
+    """The progress display, when the caller asked for one (the CLI: unless ``--quiet``)."""
+    if config.progress_stream is None:
+        yield
+        return
+    console = Console(config.progress_stream)
+    display = ProgressDisplay(console, total)
+    bus.subscribe(display)
+    with console.active():
+        try:
+            yield
+        finally:
+            bus.unsubscribe(display)
+            display.finish()
 
 
 async def _run_async(
-    manifest: Manifest, store: StateStore, connection: Connection | None, settings: RunSettings
+    manifest: Manifest,
+    store: StateStore,
+    config: RunConfig,
+    bus: EventBus,
+    catcher: signals.SignalCatcher | None,
 ) -> RunOutcome:
-    limits = resolve_limits(
-        manifest,
-        rate_per_s=settings.rate_per_s,
-        burst=settings.burst,
-        max_in_flight=settings.max_in_flight,
-    )
-    manifest = replace(manifest, limits=limits)
-    time_scale = settings.time_scale
     async with AsyncExitStack() as stack:
-        if settings.emulator is not None:
-            emu = await stack.enter_async_context(_start_emulator(settings.emulator, store.path))
+        connection = config.connection
+        if config.emulator is not None:
+            emu = await stack.enter_async_context(_start_emulator(config.emulator, store.path))
             connection = Connection(base_url=emu.base_url, api_key=emu.api_key)
-            if time_scale is None:
-                time_scale = settings.emulator.time_scale
         assert connection is not None
         install_redaction(connection.api_key)
-        limiter = RequestLimiter(rate_per_s=limits.rate_per_s, burst=limits.burst)
+        limiter = RequestLimiter(rate_per_s=config.limits.rate_per_s, burst=config.limits.burst)
         client = await stack.enter_async_context(
             RivyaClient(
-                connection.base_url, connection.api_key, limiter=limiter, retry=settings.retry
+                connection.base_url, connection.api_key, limiter=limiter, retry=config.retry
             )
         )
-        progress = None
-        if settings.progress_stream is not None:
-            progress = ProgressPrinter(store, len(manifest.jobs), settings.progress_stream)
-            progress.client = client
-        options = RunOptions(
-            poll=PollPolicy(time_scale=time_scale or 1.0),
-            retry_failed=settings.retry_failed,
-            handle_signals=settings.handle_signals,
-            progress_interval_s=settings.progress_interval_s,
-        )
-        try:
-            return await run_batch(manifest, store, client, options, progress)
-        finally:
-            if progress is not None:
-                progress()
-                progress.finish()
+        return await run_batch(manifest, store, client, config, bus, catcher)
 
 
 def _start_emulator(choice: EmulatorChoice, state_path: Path) -> Any:

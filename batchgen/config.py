@@ -1,6 +1,15 @@
 """Run configuration, resolved once. The only module that reads environment variables.
 
-Precedence: command-line flag > environment > manifest > default.
+``RunSettings`` is what the caller asked for (the command line's flags, or a Python caller's
+arguments; ``None`` means "not given"). ``resolve_run_config(manifest, settings)`` turns it,
+the environment and the manifest into one frozen ``RunConfig``, with one precedence everywhere:
+flag > environment > manifest > default. The runner reads only the ``RunConfig``; the
+``Manifest`` stays what the file said.
+
+Time scale: ``--time-scale`` speeds up a *rehearsal*. With the in-process emulator it scales the
+emulator's time model and the polls alike; against a server on loopback (a standalone emulator)
+it scales the polls; against any other host it may only slow them down: a run against the real
+service never polls faster than the service's guidance, whatever flag is given.
 """
 
 from __future__ import annotations
@@ -8,12 +17,17 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TextIO
 from urllib.parse import urlsplit
 
 from batchgen.errors import ConfigError
+from batchgen.events import Subscriber
+from batchgen.gates import Gate
 from batchgen.models import Limits, Manifest
+from batchgen.polling import PollPolicy
+from batchgen.retry import RetryPolicy
 
 DEFAULT_BASE_URL = "https://rivya.ai"
 ENV_KEY = "RIVYA_API_KEY"
@@ -74,6 +88,59 @@ def resolve_connection(env: Mapping[str, str] | None = None) -> Connection:
     return Connection(base_url=base_url, api_key=key)
 
 
+DEMO_TIME_SCALE = 0.02  # rehearsal default: a 5 s clip's 1-4 minutes become 1-5 seconds
+DEFAULT_PROGRESS_INTERVAL_S = 5.0
+
+
+@dataclass(frozen=True)
+class EmulatorChoice:
+    """Run against the embedded emulator, in this process, instead of the real service."""
+
+    time_scale: float = DEMO_TIME_SCALE
+    seed: int = 0
+    options: Mapping[str, Any] = field(default_factory=dict)  # extra EmulatorConfig fields
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """What the caller asked for; ``None`` (or empty) means "not given". See ``RunConfig``."""
+
+    state_path: Path | None = None
+    emulator: EmulatorChoice | None = None
+    time_scale: float | None = None
+    rate_per_s: float | None = None
+    burst: int | None = None
+    max_in_flight: int | None = None
+    retry_failed: bool = False
+    retry: RetryPolicy | None = None
+    handle_signals: bool = False  # the process's SignalCatcher reaches the run (the CLI sets it)
+    progress_stream: TextIO | None = None
+    progress_interval_s: float | None = None
+    gates: tuple[Gate, ...] = ()  # extra submission gates, asked after the built-in ones
+    subscribers: tuple[Subscriber, ...] = ()  # extra listeners to the run's events
+    env: Mapping[str, str] | None = None  # the environment (default: os.environ)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything a run needs besides the manifest, resolved once. Read by the runner."""
+
+    batch: str
+    state_path: Path
+    connection: Connection | None  # None: the in-process emulator (known once it starts)
+    emulator: EmulatorChoice | None = None
+    limits: Limits = field(default_factory=Limits)
+    poll: PollPolicy = field(default_factory=PollPolicy)
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    retry_failed: bool = False
+    handle_signals: bool = False
+    progress_stream: TextIO | None = None
+    progress_interval_s: float = DEFAULT_PROGRESS_INTERVAL_S
+    gates: tuple[Gate, ...] = ()
+    subscribers: tuple[Subscriber, ...] = ()
+    notes: tuple[str, ...] = ()  # what resolving decided that the user should hear
+
+
 def default_state_path(manifest: Manifest, cwd: Path | None = None) -> Path:
     """``state/<batch>.db`` under the current folder, as the README documents."""
     return (cwd or Path.cwd()) / "state" / f"{manifest.batch}.db"
@@ -86,10 +153,63 @@ def resolve_limits(
     burst: int | None = None,
     max_in_flight: int | None = None,
 ) -> Limits:
-    """Flags override the manifest's ``limits``."""
+    """Flags override the manifest's ``limits`` (which carry the defaults it did not set)."""
     base = manifest.limits
     return Limits(
         rate_per_s=rate_per_s if rate_per_s is not None else base.rate_per_s,
         burst=burst if burst is not None else base.burst,
         max_in_flight=max_in_flight if max_in_flight is not None else base.max_in_flight,
     )
+
+
+def resolve_run_config(
+    manifest: Manifest, settings: RunSettings | None = None, *, cwd: Path | None = None
+) -> RunConfig:
+    """The one place where flags, environment, manifest and defaults meet (in that order)."""
+    settings = settings or RunSettings()
+    connection = None if settings.emulator else resolve_connection(settings.env)
+    time_scale, notes = _poll_time_scale(settings, connection)
+    emulator = settings.emulator
+    if emulator is not None and settings.time_scale is not None:
+        emulator = EmulatorChoice(settings.time_scale, emulator.seed, emulator.options)
+    return RunConfig(
+        batch=manifest.batch,
+        state_path=settings.state_path or default_state_path(manifest, cwd),
+        connection=connection,
+        emulator=emulator,
+        limits=resolve_limits(
+            manifest,
+            rate_per_s=settings.rate_per_s,
+            burst=settings.burst,
+            max_in_flight=settings.max_in_flight,
+        ),
+        poll=PollPolicy(time_scale=time_scale),
+        retry=settings.retry or RetryPolicy(),
+        retry_failed=settings.retry_failed,
+        handle_signals=settings.handle_signals,
+        progress_stream=settings.progress_stream,
+        progress_interval_s=settings.progress_interval_s or DEFAULT_PROGRESS_INTERVAL_S,
+        gates=tuple(settings.gates),
+        subscribers=tuple(settings.subscribers),
+        notes=notes,
+    )
+
+
+def _poll_time_scale(
+    settings: RunSettings, connection: Connection | None
+) -> tuple[float, tuple[str, ...]]:
+    """The poll schedule's time scale; a rehearsal's speed-up never reaches the real service."""
+    asked = settings.time_scale
+    if settings.emulator is not None:
+        return (asked if asked is not None else settings.emulator.time_scale), ()
+    if asked is None:
+        return 1.0, ()
+    assert connection is not None
+    host = urlsplit(connection.base_url).hostname
+    if asked >= 1.0 or is_loopback(host):
+        return asked, ()
+    note = (
+        f"--time-scale {asked:g} ignored: {host} is not a local emulator, and batchgen never "
+        "polls a real service faster than its guidance (time scale 1)."
+    )
+    return 1.0, (note,)

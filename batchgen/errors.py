@@ -2,9 +2,10 @@
 
 Everything batchgen raises on purpose is a ``BatchgenError``. Library errors (aiohttp, sqlite3,
 yaml, OSError) are translated at the boundary with ``raise ... from exc``. Whether an error is
-retried is decided by its *type*, never by its message text::
+retried is decided by its *type*, never by its message text. The exit code an error ends a
+command with is decided in one place, ``batchgen.outcome.error_exit_code`` (shown on the right)::
 
-    BatchgenError                      exit_code 1 unless a subclass says otherwise
+    BatchgenError                      1  unless listed otherwise
     ├── UsageError                     2  wrong flags / arguments
     ├── ManifestError                  2  manifest or rows file invalid; .problems lists all
     ├── ConfigError                    1  run-wide setup: no API key, insecure base URL, ...
@@ -25,24 +26,27 @@ retried is decided by its *type*, never by its message text::
     │       └── ServerError               any other 5xx, known or unknown code
     ├── TransportError                    no usable answer: reset, timeout, bad body (retried)
     ├── ResultExpiredError                a result URL answered 404/410: fetch the task again
-    ├── TaskFailedError                   the remote task ran and failed (not "the API refused")
+    ├── LocalJobError                     a local problem fails one job (unreadable reference,
+    │                                     a reference changed since validation, bad file name)
     ├── RetryExhaustedError            1  a transient error outlasted the attempt cap or deadline
-    ├── OutOfCreditsError              4  the run stopped early because credits ran out
-    └── Interrupted                  130  SIGINT / SIGTERM: stopped submitting, state saved
+    └── Interrupted             130 or 4  SIGINT (130) / SIGTERM (4) before the run could stop
+                                          on its own (validation, job sync): nothing was sent
+
+A remote task that ends ``failed`` and a run stopped by credits, a gate or a signal are not
+errors: they are recorded on the job's row and on the run's outcome (``batchgen.outcome``).
 
 ``RETRYABLE`` is the tuple of types that a retry policy may retry.
 """
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 
 class BatchgenError(Exception):
-    """Base of every error batchgen raises on purpose. ``exit_code`` is what the CLI exits with."""
-
-    exit_code: int = 1
+    """Base of every error batchgen raises on purpose."""
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         super().__init__(message)
@@ -58,8 +62,6 @@ class BatchgenError(Exception):
 class UsageError(BatchgenError):
     """The command line is wrong (unknown flag, missing file argument, bad value)."""
 
-    exit_code = 2
-
 
 @dataclass(frozen=True)
 class Problem:
@@ -74,8 +76,6 @@ class Problem:
 
 class ManifestError(BatchgenError):
     """The manifest or a file it names is invalid. Nothing was sent. ``problems`` lists them all."""
-
-    exit_code = 2
 
     def __init__(self, problems: Sequence[Problem], *, hint: str | None = None) -> None:
         self.problems = tuple(problems)
@@ -153,8 +153,6 @@ class ClientRequestError(JobApiError):
 class InsufficientCreditsError(ApiError):
     """402 insufficient_credits: stop submitting new jobs; the run is resumable."""
 
-    exit_code = 4
-
 
 class TransientApiError(ApiError):
     """An error answer that may go away: retried with backoff and the same idempotency key."""
@@ -184,10 +182,10 @@ class ResultExpiredError(BatchgenError):
     """A result URL answered 404/410: it expired; GET the task again for fresh URLs."""
 
 
-class TaskFailedError(BatchgenError):
-    """The remote task ran and ended ``failed``; ``code`` may be None (the error is optional)."""
+class LocalJobError(BatchgenError):
+    """A local problem that fails one job, recorded on its row with ``code``."""
 
-    def __init__(self, message: str, *, code: str | None = None) -> None:
+    def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
         self.code = code
 
@@ -200,16 +198,17 @@ class RetryExhaustedError(BatchgenError):
         self.last = last
 
 
-class OutOfCreditsError(BatchgenError):
-    """The run stopped submitting because credits ran out; in-flight jobs finished. Resumable."""
-
-    exit_code = 4
-
-
 class Interrupted(BatchgenError):
-    """SIGINT/SIGTERM: submission stopped, state saved. Run the same command again to resume."""
+    """A signal arrived before the run could stop on its own (during validation or the job
+    sync): nothing was sent, the state is consistent. Run the same command again to resume."""
 
-    exit_code = 130
+    def __init__(self, signum: int) -> None:
+        name = signal.Signals(signum).name
+        super().__init__(
+            f"stopped by {name}; nothing was lost",
+            hint="Run the same command again to resume: finished jobs are kept.",
+        )
+        self.signum = signum
 
 
 RETRYABLE: tuple[type[BaseException], ...] = (TransientApiError, TransportError)

@@ -14,20 +14,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from enum import StrEnum
 
 from batchgen.models import JobStatus
-
-
-class StopReason(StrEnum):
-    """Why a run stopped before every job reached a terminal state (none: it did not)."""
-
-    SIGINT = "sigint"  # Ctrl-C: exit 130
-    SIGTERM = "sigterm"  # SIGTERM (a service manager, `kill`): exit 4
-    CREDITS = "credits"  # the wallet ran out: jobs left blocked until a top-up
-    STUCK = "stuck"  # tasks polled past their deadline, still running remotely
-    UNFINISHED = "unfinished"  # transient errors outlasted the retry policy for some jobs
-    HELD = "held"  # a submission gate (a deadline, a budget, a limit, ...) said "not now"
+from batchgen.outcome import StopReason
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +36,8 @@ class RunStarted(Event):
     to_do: int  # of those, not yet in a terminal state
     workers: int
     by_status: tuple[tuple[str, int], ...] = ()  # counts per status of the manifest's jobs
+    reserved_credits: int = 0  # credits the state holds as reserved / charged, at the start
+    final_credits: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,8 +78,8 @@ class JobChanged(Event):
     error_code: str | None = None
     message: str | None = None
     request_id: str | None = None
-    reserved_credits: int | None = None
-    final_credits: int | None = None
+    credits: tuple[int | None, int | None] = (None, None)  # (reserved, final) after the change
+    previous_credits: tuple[int | None, int | None] = (None, None)  # the same, before it
 
 
 @dataclass(frozen=True, slots=True)

@@ -180,8 +180,16 @@ TERMINAL = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED})
 # The state machine the store enforces: from -> allowed next states.
 TRANSITIONS: Mapping[JobStatus, frozenset[JobStatus]] = {
     JobStatus.PENDING: frozenset({JobStatus.SUBMITTING, JobStatus.FAILED, JobStatus.BLOCKED}),
+    # -> PENDING: the service refused the stored body (its uploads expired), so no task exists
+    # for its key: a new attempt, with a new key and fresh uploads (``StateStore.new_attempt``).
     JobStatus.SUBMITTING: frozenset(
-        {JobStatus.SUBMITTING, JobStatus.RUNNING, JobStatus.FAILED, JobStatus.BLOCKED}
+        {
+            JobStatus.SUBMITTING,
+            JobStatus.RUNNING,
+            JobStatus.FAILED,
+            JobStatus.BLOCKED,
+            JobStatus.PENDING,
+        }
     ),
     JobStatus.RUNNING: frozenset(
         {JobStatus.RUNNING, JobStatus.DOWNLOADING, JobStatus.FAILED, JobStatus.BLOCKED}
@@ -232,6 +240,10 @@ class RemoteTask:
     created_at: str | None = None  # the service's timestamps, as sent (ISO 8601)
     updated_at: str | None = None  # when the status last changed
     raw_status: str | None = None  # the status text as sent (differs from ``status`` if unknown)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.status, RemoteStatus):  # a caller passed the text
+            object.__setattr__(self, "status", RemoteStatus.parse(self.status))
 
     @property
     def is_terminal(self) -> bool:

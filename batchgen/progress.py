@@ -1,81 +1,102 @@
-"""Progress while a batch runs: one status line, redrawn in place on a terminal, printed as
-plain periodic lines when not (cron, CI, a log file)."""
+"""Progress while a batch runs, from the run's events: one status line, redrawn in place on a
+terminal (``Console``), printed as plain periodic lines when not (cron, CI, a log file).
+
+The display subscribes to the run's ``EventBus`` and keeps its own figures: counts per status
+(from ``RunStarted`` and each ``JobChanged``), credits reserved and charged, requests and 429s
+(``RequestAnswered``, ``RateLimited``) and the runner's ETA (``Estimate``, computed from the same
+forecasts that schedule the polls). It redraws on each ``Estimate`` (every progress interval).
+"""
 
 from __future__ import annotations
 
-import shutil
-import sys
 import time
-from typing import Any, TextIO
+from collections import Counter
 
-from batchgen.store import StateStore
+from batchgen.console import Console
+from batchgen.events import (
+    Estimate,
+    Event,
+    JobChanged,
+    RateLimited,
+    RequestAnswered,
+    RunStarted,
+)
+from batchgen.models import JobStatus
 
-ORDER = ("pending", "submitting", "running", "downloading", "succeeded", "failed", "blocked")
+ORDER = tuple(JobStatus)
 
 
-class ProgressPrinter:
-    """Call it periodically; it reads the counts from the store and prints one line."""
+class ProgressDisplay:
+    """Subscribe it to a run's events; it draws on ``console``."""
 
-    def __init__(self, store: StateStore, total: int, stream: TextIO | None = None) -> None:
-        self.store = store
+    def __init__(self, console: Console, total: int) -> None:
+        self.console = console
         self.total = total
-        self.stream = stream or sys.stderr
         self.started = time.monotonic()
-        self.live = self.stream.isatty()
-        self._last = ""
-        self.client: Any = None  # a RivyaClient: its .stats give the measured request rate
+        self.by_status: Counter[str] = Counter()
+        self.reserved = self.charged = 0
+        self.requests = self.rate_limited = 0
+        self.eta_s: float | None = None
         self._mark = (self.started, 0)
+        self._last = ""
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, RequestAnswered):
+            self.requests += 1
+        elif isinstance(event, JobChanged):
+            self._job_changed(event)
+        elif isinstance(event, RateLimited):
+            self.rate_limited += 1
+        elif isinstance(event, Estimate):
+            self.eta_s = event.eta_s
+            self.draw()
+        elif isinstance(event, RunStarted):
+            self.by_status.update(dict(event.by_status))
+            self.reserved, self.charged = event.reserved_credits, event.final_credits
+            self.draw()
+
+    def _job_changed(self, e: JobChanged) -> None:
+        if e.previous is not None:
+            self.by_status[e.previous] -= 1
+        self.by_status[e.status] += 1
+        before_reserved, before_final = e.previous_credits
+        after_reserved, after_final = e.credits
+        self.reserved += (after_reserved or 0) - (before_reserved or 0)
+        self.charged += (after_final or 0) - (before_final or 0)
 
     def line(self) -> str:
-        c = self.store.counts()
-        by = c["by_status"]
-        done = by.get("succeeded", 0) + by.get("failed", 0)
-        elapsed = time.monotonic() - self.started
-        parts = [f"{by[s]} {s}" for s in ORDER if by.get(s)]
+        by = self.by_status
+        done = by[JobStatus.SUCCEEDED] + by[JobStatus.FAILED]
+        parts = [f"{by[s]} {s}" for s in ORDER if by[s] > 0]
         text = (
-            f"[{_clock(elapsed)}] {done}/{self.total} done: {', '.join(parts) or 'nothing yet'}"
-            f" | credits {c['final_credits']} charged, {c['reserved_credits']} reserved"
+            f"[{_clock(time.monotonic() - self.started)}] {done}/{self.total} done: "
+            f"{', '.join(parts) or 'nothing yet'} | credits {self.charged} charged, "
+            f"{self.reserved} reserved"
         )
         text += self._requests()
-        eta = _eta(done, self.total, elapsed)
-        if eta:
-            text += f" | ETA {eta}"
+        if self.eta_s is not None and done < self.total:
+            text += f" | ETA {_clock(self.eta_s)}"
         return text
 
     def _requests(self) -> str:
         """Requests so far, 429s among them, and the rate since the previous line."""
-        stats = getattr(self.client, "stats", None)
-        if stats is None:
-            return ""
-        now, total = time.monotonic(), stats.requests
+        now = time.monotonic()
         then, before = self._mark
-        self._mark = (now, total)
-        rate = (total - before) / (now - then) if now > then else 0.0
-        return f" | {total} requests ({stats.rate_limited} 429), {rate:.1f}/s"
+        self._mark = (now, self.requests)
+        rate = (self.requests - before) / (now - then) if now > then else 0.0
+        return f" | {self.requests} requests ({self.rate_limited} 429), {rate:.1f}/s"
 
-    def __call__(self) -> None:
+    def draw(self) -> None:
         text = self.line()
-        if self.live:  # one row, redrawn: a line wider than the terminal would wrap and stack
-            text = text[: max(shutil.get_terminal_size().columns - 1, 20)]
-            pad = " " * max(len(self._last) - len(text), 0)
-            self.stream.write("\r" + text + pad)
-        elif text != self._last:
-            self.stream.write(text + "\n")
-        self.stream.flush()
+        if self.console.live or text != self._last:
+            self.console.status(text)
         self._last = text
 
     def finish(self) -> None:
-        if self.live and self._last:
-            self.stream.write("\n")
-            self.stream.flush()
+        self.draw()
+        self.console.finish()
 
 
 def _clock(seconds: float) -> str:
-    s = int(seconds)
+    s = int(max(seconds, 0))
     return f"{s // 3600:d}:{s // 60 % 60:02d}:{s % 60:02d}"
-
-
-def _eta(done: int, total: int, elapsed: float) -> str | None:
-    if done == 0 or done >= total or elapsed < 1:
-        return None
-    return _clock(elapsed / done * (total - done))

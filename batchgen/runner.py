@@ -1,96 +1,79 @@
 """run_batch(): drive every job of a manifest to a terminal state, resumably.
 
-Each job goes upload -> submit -> poll -> download, each a small step below. A pool of
-``max_in_flight`` workers (an anyio task group) takes jobs from one queue, so at most that many
-tasks are submitted and unfinished at once; the client's shared limiter paces every request.
+A job's row moves through the state machine of ``models.TRANSITIONS`` by one *step* per
+status (the ``Runner.steps`` table): each step does one stage's I/O and returns the job's next
+row, or None when the job is done for this run::
+
+    pending     -> submit:  ask the gates, upload references, make the key durable, create
+    submitting  -> resend:  the stored body with the stored key (the service replays its task)
+    running     -> follow:  poll on the task's schedule until it is terminal (or stuck)
+    downloading -> fetch:   download every result, then record the job succeeded
+
+A pool of ``max_in_flight`` workers (an anyio task group) takes jobs from one queue, the ones
+in flight first, so at most that many tasks are submitted and unfinished at once; the client's
+shared limiter paces every request. Everything that happens is emitted as a typed event on the
+run's ``EventBus``; how the run ended is its ``RunOutcome``.
 
 Crash safety comes from the order of writes (see ``store``): the idempotency key and exact body
-are durable before the create request; the task id is durable the moment it returns. A job found
-``submitting`` on resume is re-sent with its stored key and body, so the service replays the
-task it may already have created. Cancellation (Ctrl-C) only lands at ``await`` points, and every
-store write is a synchronous call between them, so no write is ever cut in half.
+are durable before the create request; the task id is durable the moment it returns; a
+composite change (a new attempt) is one transaction. Cancellation (a signal) only lands at
+``await`` points, and every store write is a synchronous call between them.
 """
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
 import logging
-import re
-import signal
 import time
-from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections import Counter, deque
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager
 from typing import Any
 
 import anyio
 
 from batchgen.client import RivyaClient
+from batchgen.config import RunConfig
+from batchgen.downloads import Downloader
 from batchgen.errors import (
-    BatchgenError,
     InsufficientCreditsError,
     JobApiError,
-    ResultExpiredError,
+    LocalJobError,
     RetryExhaustedError,
     RunWideApiError,
     TransportError,
     ValidationFailedError,
 )
-from batchgen.models import (
-    JobSpec,
-    JobStatus,
-    Manifest,
-    Reference,
-    RemoteTask,
-    UploadedFile,
-    client_request_id,
-    job_key,
-    parse_timestamp,
+from batchgen.events import (
+    Estimate,
+    EventBus,
+    Held,
+    JobChanged,
+    JobUnfinished,
+    NewAttempt,
+    RunStarted,
+    Stopping,
+    Submitted,
+    TaskStuck,
 )
-from batchgen.polling import (
-    Forecast,
-    PollPolicy,
-    PollTrack,
-    RuntimeModel,
-    is_stuck,
-    next_poll_delay,
-    task_kind,
-)
+from batchgen.gates import Gates, Hold, Latch
+from batchgen.models import JobSpec, JobStatus, Manifest, RemoteStatus, RemoteTask, job_key
+from batchgen.outcome import RunOutcome, StopReason
+from batchgen.polling import PollTrack, RuntimeModel, TaskKind, task_kind
+from batchgen.schedule import TaskSchedule, eta_s, schedule_for
+from batchgen.signals import SignalCatcher
 from batchgen.store import JobRow, StateStore
+from batchgen.uploads import Uploader
 
 log = logging.getLogger("batchgen.runner")
 
-UPLOAD_REUSE_MARGIN_S = 3600.0  # re-upload a reference that expires within the hour ...
-UPLOAD_REUSE_MARGIN_SHARE = 0.25  # ... or within the last quarter of its lifetime, if shorter
-MAX_URL_REFRESHES = 3  # fresh task GETs for expired result URLs, per job
-QUEUED_DEADLINE_S = 12 * 3600.0  # stop polling a task that has not finished in 12 h (scaled)
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    """How a run behaves beyond the manifest."""
-
-    poll: PollPolicy = field(default_factory=PollPolicy)
-    retry_failed: bool = False  # give failed jobs another attempt (a new idempotency key)
-    handle_signals: bool = False  # SIGINT/SIGTERM stop the run gracefully (the CLI sets it)
-    progress_interval_s: float = 5.0
-
-
-@dataclass
-class RunOutcome:
-    """What ended the run, besides jobs reaching their terminal states."""
-
-    credits_ran_out: bool = False
-    stuck: int = 0  # tasks polled past their deadline, still running remotely
-    unfinished: int = 0  # jobs whose transient errors outlasted the retry policy
-    signal: int | None = None  # the signal that stopped the run
-    submitted: int = 0  # create requests answered with a new task in this run
-    replayed: int = 0  # create requests answered with an existing task (a resume)
-
-
-class _StopSubmitting(Exception):
-    """Internal: the run no longer submits new jobs (credits ran out or a signal arrived)."""
+Step = Callable[[JobRow, JobSpec], Awaitable[JobRow | None]]
+IN_FLIGHT_ORDER = {
+    JobStatus.DOWNLOADING: 0,
+    JobStatus.RUNNING: 1,
+    JobStatus.SUBMITTING: 2,
+    JobStatus.PENDING: 3,
+}
 
 
 class Runner:
@@ -101,356 +84,335 @@ class Runner:
         manifest: Manifest,
         store: StateStore,
         client: RivyaClient,
-        options: RunOptions,
-        on_progress: Callable[[], None] | None = None,
+        config: RunConfig,
+        bus: EventBus | None = None,
+        signals: SignalCatcher | None = None,
     ) -> None:
         self.manifest = manifest
         self.store = store
         self.client = client
-        self.options = options
-        self.on_progress = on_progress
+        self.config = config
+        self.bus = bus or EventBus()
+        self.signals = signals
         self.outcome = RunOutcome()
         self.runtimes = RuntimeModel()
         self.specs = {job_key(manifest.batch, s.id, s.request_hash): s for s in manifest.jobs}
-        self._upload_locks: dict[str, anyio.Lock] = {}
-        self._stop_submitting = False
+        self.credits = Latch("credits")
+        self.stopping = Latch("signal")
+        self.gates = Gates([self.credits, self.stopping, *config.gates])
+        self.uploads = Uploader(manifest.batch, manifest.model, store, client, self.bus)
+        self.downloads = Downloader(manifest.output_dir, store, client, self.bus)
+        self.steps: dict[JobStatus, Step] = {
+            JobStatus.PENDING: self._submit,
+            JobStatus.SUBMITTING: self._resend,
+            JobStatus.RUNNING: self._follow,
+            JobStatus.DOWNLOADING: self._fetch,
+        }
+        self._following: dict[str, TaskSchedule] = {}  # job key -> schedule, tasks polled now
+        self._pending_kinds: Counter[TaskKind] = Counter()  # queued jobs not yet submitted
+        self._inherited: set[str] = set()  # job keys in flight when the run started
+        self._scope: anyio.CancelScope | None = None
 
     # -- the run -------------------------------------------------------------------------------
 
     async def run(self) -> RunOutcome:
         self.store.sync_jobs(self.manifest.jobs)
         self._requeue()
+        self._learn_from_state()
         queue = deque(self._work_list())
-        workers = min(self.manifest.limits.max_in_flight, len(queue))
-        log.info(
-            "batch %s: %d jobs to work on, %d workers", self.manifest.batch, len(queue), workers
+        workers = min(self.config.limits.max_in_flight, len(queue))
+        counts = self.store.counts()
+        self.bus.emit(
+            RunStarted(
+                batch=self.manifest.batch,
+                jobs=len(self.manifest.jobs),
+                to_do=len(queue),
+                workers=workers,
+                by_status=tuple(sorted(counts["by_status"].items())),
+                reserved_credits=counts["reserved_credits"],
+                final_credits=counts["final_credits"],
+            )
         )
         try:
             async with anyio.create_task_group() as outer:
-                if self.options.handle_signals:
-                    outer.start_soon(self._watch_signals, outer.cancel_scope)
-                if self.on_progress is not None:
-                    outer.start_soon(self._report_progress)
-                async with anyio.create_task_group() as tg:
-                    for _ in range(workers):
-                        tg.start_soon(self._worker, queue)
+                self._scope = outer.cancel_scope
+                outer.start_soon(self._estimates)
+                with self._listening():
+                    async with anyio.create_task_group() as tg:
+                        for _ in range(workers):
+                            tg.start_soon(self._worker, queue)
                 outer.cancel_scope.cancel()
         except BaseExceptionGroup as group:
             raise _primary(group) from None
         return self.outcome
 
+    def _listening(self) -> AbstractContextManager[None]:
+        if self.signals is None or not self.config.handle_signals:
+            return contextlib.nullcontext()
+        return self.signals.listening(self.on_signal)
+
+    def on_signal(self, signum: int) -> None:
+        """SIGINT/SIGTERM: submit nothing more, stop polling at once; the state is saved."""
+        reason = StopReason.for_signal(signum)
+        if self.outcome.stop(reason):
+            self.stopping.close(reason, f"stopped by {reason.name}")
+            self.bus.emit(Stopping(reason, f"received {reason.name}: stopping; state is saved"))
+        if self._scope is not None:
+            self._scope.cancel()
+
     def _requeue(self) -> None:
         """Blocked jobs (and failed ones on request) get a new attempt with a new key."""
-        again = [JobStatus.BLOCKED] + ([JobStatus.FAILED] if self.options.retry_failed else [])
+        again = [JobStatus.BLOCKED] + ([JobStatus.FAILED] if self.config.retry_failed else [])
         for row in self.store.jobs(statuses=again):
-            self.store.requeue(row.job_key)
+            new = self.store.requeue(row.job_key)
+            self._changed(row, new)
+            self.bus.emit(NewAttempt(job_id=row.job_id, attempt=new.attempt, why="requeued"))
+
+    def _learn_from_state(self) -> None:
+        """Seed the run-time model with the batch's tasks that finished in earlier runs."""
+        for params, run_s, started_s in self.store.finished_runs():
+            track = PollTrack(started_s=started_s, finished_s=run_s)
+            self.runtimes.observe(task_kind(params), track, run_s)
 
     def _work_list(self) -> list[JobRow]:
         """Unfinished jobs, the ones already in flight first (they hold paid tasks)."""
-        order = {
-            JobStatus.DOWNLOADING: 0,
-            JobStatus.RUNNING: 1,
-            JobStatus.SUBMITTING: 2,
-            JobStatus.PENDING: 3,
-        }
-        rows = [r for r in self.store.jobs() if r.status in order]
-        return sorted(rows, key=lambda r: order[r.status])
+        rows = [r for r in self.store.jobs() if r.status in IN_FLIGHT_ORDER]
+        rows.sort(key=lambda r: IN_FLIGHT_ORDER[r.status])
+        for row in rows:
+            if row.status is JobStatus.PENDING:
+                self._pending_kinds[task_kind(self.specs[row.job_key].params_dict)] += 1
+            elif row.status is JobStatus.RUNNING:
+                self._inherited.add(row.job_key)
+        return rows
 
     async def _worker(self, queue: deque[JobRow]) -> None:
         while queue:
-            row = queue.popleft()
-            await self._process(row)
+            await self._process(queue.popleft())
 
-    async def _watch_signals(self, scope: anyio.CancelScope) -> None:
-        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-            async for signum in signals:
-                self.outcome.signal = signum
-                self._stop_submitting = True
-                log.warning("received %s: stopping; state is saved", signal.Signals(signum).name)
-                scope.cancel()
-                return
-
-    async def _report_progress(self) -> None:
-        assert self.on_progress is not None
+    async def _estimates(self) -> None:
+        """Every progress interval, the ETA from the same forecasts that schedule the polls."""
         while True:
-            self.on_progress()
-            await anyio.sleep(self.options.progress_interval_s)
+            await anyio.sleep(self.config.progress_interval_s)
+            self.bus.emit(Estimate(eta_s=self.eta_s()))
+
+    def eta_s(self) -> float | None:
+        now, policy = time.time(), self.config.poll
+        if not self._following and not self._pending_kinds:
+            return None
+        remaining = [
+            s.remaining_s(now, self.runtimes.forecast(s.kind, policy))
+            for s in self._following.values()
+        ]
+        pending = [
+            (self.runtimes.forecast(kind, policy).expected_s, n)
+            for kind, n in self._pending_kinds.items()
+            if n > 0
+        ]
+        limits = self.config.limits
+        return eta_s(remaining, pending, slots=limits.max_in_flight, rate_per_s=limits.rate_per_s)
 
     # -- one job -------------------------------------------------------------------------------
 
     async def _process(self, row: JobRow) -> None:
         spec = self.specs[row.job_key]
-        key = row.job_key
+        current: JobRow | None = row
         try:
-            await self._advance(row, spec)
-        except _StopSubmitting:
-            pass
+            while current is not None and current.status in self.steps:
+                current = await self.steps[current.status](current, spec)
         except InsufficientCreditsError as exc:
-            self._credits_out(key, str(exc.message))
+            self._credits_out(self.store.job(row.job_key), spec, exc.message)
         except JobApiError as exc:
-            self._fail(key, spec, exc.code, exc.message, exc.request_id)
+            self._fail(row.job_key, spec, exc.code, exc.message, exc.request_id)
         except RunWideApiError:
             raise
         except (RetryExhaustedError, TransportError) as exc:
             self.outcome.unfinished += 1
-            self.store.log_event(key, "unfinished", str(exc))
-            log.warning("%s: gave up for this run (%s); a rerun resumes it", spec.id, exc)
-        except _JobError as exc:
-            self._fail(key, spec, exc.code, exc.message, None)
+            self.outcome.stop(StopReason.UNFINISHED)
+            self.bus.emit(JobUnfinished(job_id=spec.id, error=str(exc)))
+        except LocalJobError as exc:
+            self._fail(row.job_key, spec, exc.code, exc.message, None)
+        finally:
+            self._following.pop(row.job_key, None)
 
-    async def _advance(self, row: JobRow, spec: JobSpec) -> None:
-        key = row.job_key
-        status = row.status
-        task: RemoteTask | None = None
-        if status is JobStatus.PENDING:
-            if self._stop_submitting:
-                self._block_unsent(key)
-                raise _StopSubmitting
-            body = await self._build_body(spec)
-            task = await self._submit(key, spec, body)
-        elif status is JobStatus.SUBMITTING:
-            task = await self._resubmit(row, spec)
-        if status is not JobStatus.DOWNLOADING:
-            task_id = task.id if task else row.task_id
-            assert task_id is not None
-            task = await self._poll_until_done(key, spec, task_id, task)
-            if task is None:
-                return
-            if not self._settle(key, spec, task):
-                return
-        await self._download_all(key, spec)
+    # -- the steps -----------------------------------------------------------------------------
 
-    async def _submit(self, key: str, spec: JobSpec, body: dict[str, Any]) -> RemoteTask:
-        ikey = self.store.begin_submit(key, body)  # durable before the request goes out
-        task = await self.client.create_generation(body, idempotency_key=ikey)
-        self.store.record_task(key, task)  # durable the moment it returns
+    async def _submit(self, row: JobRow, spec: JobSpec) -> JobRow | None:
+        """pending -> submitting -> running: gates, uploads, durable key, create request."""
+        kind = task_kind(spec.params_dict)
+        self._pending_kinds[kind] -= 1
+        if self._held(row, spec):
+            return None
+        body = await self.uploads.body_for(spec)
+        if self._held(row, spec):  # a gate may have closed while the references uploaded
+            return None
+        return await self._create(self._changed(row, self.store.begin_submit(row.job_key, body)))
+
+    async def _resend(self, row: JobRow, spec: JobSpec) -> JobRow | None:
+        """submitting -> running: resend the stored body with the stored key, so the service
+        replays the task the first request may have created. If the service refuses that body
+        because its reference uploads expired meanwhile, no task exists for that key: the job
+        gets a new attempt (one transaction) and goes through ``_submit`` with fresh uploads."""
+        try:
+            return await self._create(row)
+        except ValidationFailedError as exc:
+            body = row.request_body or {}
+            if not body.get("params", {}).get("referenceMediaItems"):
+                raise
+            why = f"stored request refused ({exc.message}); new attempt with fresh uploads"
+            new = self.store.new_attempt(
+                row.job_key, why=why, forget_uploads=[r.identity for r in spec.references]
+            )
+            self.bus.emit(NewAttempt(job_id=spec.id, attempt=new.attempt, why=why))
+            self._pending_kinds[task_kind(spec.params_dict)] += 1
+            return self._changed(row, new)
+
+    async def _create(self, row: JobRow) -> JobRow:
+        assert row.request_body is not None and row.idempotency_key is not None
+        task = await self.client.create_generation(
+            row.request_body, idempotency_key=row.idempotency_key
+        )
+        new = self._changed(row, self.store.record_task(row.job_key, task))  # durable at once
         if task.replayed:
             self.outcome.replayed += 1
         else:
             self.outcome.submitted += 1
-        log.info("%s: submitted as %s%s", spec.id, task.id, " (replayed)" if task.replayed else "")
-        return task
+        self.bus.emit(Submitted(job_id=row.job_id, task_id=task.id, replayed=task.replayed))
+        return new
 
-    async def _resubmit(self, row: JobRow, spec: JobSpec) -> RemoteTask:
-        """Resend a job found mid-submit with its stored key and body (the service replays the
-        task if the first request created one). If the service refuses that body because its
-        reference uploads expired meanwhile, no task exists for that key: start a new attempt
-        with fresh uploads instead of failing the job."""
-        assert row.request_body is not None, "a submitting job always has its body stored"
-        try:
-            return await self._submit(row.job_key, spec, row.request_body)
-        except ValidationFailedError as exc:
-            if not row.request_body.get("params", {}).get("referenceMediaItems"):
-                raise
-            self.store.record_failed(
-                row.job_key, code=exc.code, message=exc.message, request_id=exc.request_id
-            )
-            self.store.requeue(row.job_key)
-            self.store.log_event(row.job_key, "resubmit", "stored body refused; new attempt")
-            log.info(
-                "%s: stored request refused (%s); retrying with fresh uploads", spec.id, exc.message
-            )
-            for ref in spec.references:
-                self.store.forget_upload(ref.identity)
-            return await self._submit(row.job_key, spec, await self._build_body(spec))
-
-    async def _poll_until_done(
-        self, key: str, spec: JobSpec, task_id: str, task: RemoteTask | None
-    ) -> RemoteTask | None:
-        """Poll on the schedule until the task is terminal; None if it got stuck."""
-        policy = self.options.poll
-        kind = task_kind(spec.params_dict)
-        row = self.store.job(key)
-        started = _submitted_epoch(row)
-        track = PollTrack(polls=row.polls)  # what the polls saw, for the schedule
-        while task is None or not task.is_terminal:
-            elapsed = time.time() - started
-            forecast = self.runtimes.forecast(kind, policy)
-            if self._stuck(key, spec, task_id, elapsed, track.processing_s(elapsed), forecast):
-                return None
-            await anyio.sleep(next_poll_delay(track, elapsed, forecast, policy))
-            task = await self.client.get_generation(task_id)
-            track = track.seen(task, time.time() - started)
-            if not task.is_terminal:
-                self.store.record_poll(key, task)
-        if task.status == "succeeded":
-            self.runtimes.observe(kind, track, time.time() - started)
-        return task
-
-    def _stuck(
-        self,
-        key: str,
-        spec: JobSpec,
-        task_id: str,
-        elapsed: float,
-        processing: float,
-        forecast: Forecast,
-    ) -> bool:
-        """A task processing far longer than expected (or queued past QUEUED_DEADLINE_S) is
-        reported and left for a later run. Time spent queued behind the account's own tasks
-        is normal in a big batch, so only processing time counts against ``expected``."""
-        policy = self.options.poll
-        if not (
-            is_stuck(processing, forecast.expected_s, policy)
-            or elapsed > policy.scaled(QUEUED_DEADLINE_S)
-        ):
-            return False
-        self.outcome.stuck += 1
-        self.store.log_event(key, "stuck", f"task {task_id} unfinished after {elapsed:.0f}s")
-        log.warning(
-            "%s: task %s is unfinished after %.0fs; a rerun resumes it", spec.id, task_id, elapsed
+    async def _follow(self, row: JobRow, spec: JobSpec) -> JobRow | None:
+        """running -> downloading | failed | blocked: poll on the task's schedule."""
+        assert row.task_id is not None
+        policy = self.config.poll
+        schedule = schedule_for(
+            kind=task_kind(spec.params_dict),
+            policy=policy,
+            created_at=row.task_created_at,
+            submitted_at=row.submitted_at,
+            recorded_at=row.task_recorded_at,
+            started_at=row.task_started_at,
+            polls=row.polls,
+            inherited=row.job_key in self._inherited,
         )
-        return True
-
-    def _settle(self, key: str, spec: JobSpec, task: RemoteTask) -> bool:
-        """Record a terminal task; True if its results should be downloaded."""
-        if task.status == "succeeded":
-            if not task.result_urls:
-                self._fail(key, spec, "no_result", "the task succeeded without result URLs", None)
-                return False
-            self.store.record_succeeded_remote(key, task)
-            return True
-        if task.error_code == "insufficient_credits":
-            self._credits_out(key, task.error_message or "insufficient credits", task)
-            return False
-        message = task.error_message or "the generation failed (the service gave no reason)"
-        self.store.record_failed(
-            key, code=task.error_code or "generation_failed", message=message, task=task
-        )
-        log.warning("%s: failed: %s", spec.id, message)
-        return False
-
-    # -- references ----------------------------------------------------------------------------
-
-    async def _build_body(self, spec: JobSpec) -> dict[str, Any]:
-        params: dict[str, Any] = dict(spec.params)
-        items = []
-        for ref in spec.references:
-            up = await self._ensure_uploaded(ref)
-            items.append(
-                {"url": up.url, "kind": "image", "name": up.name, "mimeType": up.mime_type}
-            )
-        if items:
-            params["referenceMediaItems"] = items
-        return {
-            "model": spec.model,
-            "prompt": spec.prompt,
-            "params": params,
-            "client_request_id": client_request_id(self.manifest.batch, spec.id),
-        }
-
-    async def _ensure_uploaded(self, ref: Reference) -> UploadedFile:
-        """Upload each distinct reference once per batch; reuse it until it nearly expires."""
-        source_key = ref.identity
-        lock = self._upload_locks.setdefault(source_key, anyio.Lock())
-        async with lock:
-            stored = self.store.upload_for(source_key)
-            if stored and not _expires_soon(stored.expires_at, stored.uploaded_at):
-                return UploadedFile(
-                    id=stored.file_id,
-                    url=stored.url,
-                    mime_type=stored.mime_type,
-                    size_bytes=stored.size_bytes,
-                    name=stored.name,
-                    expires_at=stored.expires_at,
-                )
-            data = await self._read_reference(ref)
-            up = await self.client.upload_file(
-                data, _upload_name(ref), kind="image", model=self.manifest.model
-            )
-            self.store.save_upload(source_key, up)
-            log.info("uploaded %s as %s", ref.source, up.id)
-            return up
-
-    async def _read_reference(self, ref: Reference) -> bytes:
-        if ref.is_url:
-            return await self.client.fetch_reference(ref.source)
-        try:
-            data = await anyio.Path(ref.source).read_bytes()
-        except OSError as exc:
-            raise _JobError("reference_unreadable", f"cannot read {ref.source}: {exc}") from exc
-        if ref.sha256 and hashlib.sha256(data).hexdigest() != ref.sha256:
-            raise _JobError(
-                "reference_changed",
-                f"{ref.source} changed after validation; run the same command again",
-            )
-        return data
-
-    # -- downloads -----------------------------------------------------------------------------
-
-    async def _download_all(self, key: str, spec: JobSpec) -> None:
-        row = self.store.job(key)
-        urls = list(row.result_urls)
-        refreshes = 0
+        self._following[row.job_key] = schedule
         while True:
-            try:
-                outputs = []
-                for i, url in enumerate(urls):
-                    dest = self._output_path(spec.id, i)
-                    await self.client.download(url, dest)
-                    outputs.append(str(dest))
-                break
-            except ResultExpiredError:
-                if refreshes >= MAX_URL_REFRESHES or row.task_id is None:
-                    raise _JobError("result_expired", "the result URLs kept expiring") from None
-                refreshes += 1
-                task = await self.client.get_generation(row.task_id)
-                urls = list(task.result_urls)
-                self.store.record_succeeded_remote(key, task, polled=False)
-        self.store.record_outputs(key, outputs)
-        log.info("%s: done -> %s", spec.id, ", ".join(outputs))
+            forecast = self.runtimes.forecast(schedule.kind, policy)
+            if schedule.stuck(time.time(), forecast):
+                self._stuck(row, spec, schedule)
+                return None
+            await anyio.sleep(schedule.delay(time.time(), forecast))
+            task = await self.client.get_generation(row.task_id)
+            schedule.seen(task, time.time())
+            if task.is_terminal:
+                return self._settle(row, spec, task, schedule)
+            row = self._changed(row, self.store.record_poll(row.job_key, task))
 
-    def _output_path(self, job_id: str, index: int) -> Path:
-        """``<output dir>/<job id>.mp4`` (then ``-2``, ``-3``...): names from job ids, never
-        from the server, and always inside the output folder."""
-        out_dir = self.manifest.output_dir.resolve()
-        stem = _safe_filename(job_id) + ("" if index == 0 else f"-{index + 1}")
-        path = (out_dir / f"{stem}.mp4").resolve()
-        if path.parent != out_dir:
-            raise _JobError("bad_output_path", f"job id {job_id!r} does not make a safe file name")
-        return path
+    def _settle(
+        self, row: JobRow, spec: JobSpec, task: RemoteTask, schedule: TaskSchedule
+    ) -> JobRow | None:
+        """Record a terminal task: downloading (succeeded), blocked or failed."""
+        if task.status is RemoteStatus.SUCCEEDED:
+            if not task.result_urls:
+                self._fail(row.job_key, spec, "no_result", "the task succeeded without result URLs")
+                return None
+            self.runtimes.observe(schedule.kind, schedule.track, schedule.elapsed(time.time()))
+            return self._changed(row, self.store.record_succeeded_remote(row.job_key, task))
+        if task.error_code == "insufficient_credits":
+            self._credits_out(row, spec, task.error_message or "insufficient credits", task)
+            return None
+        message = task.error_message or "the generation failed (the service gave no reason)"
+        new = self.store.record_failed(
+            row.job_key, code=task.error_code or "generation_failed", message=message, task=task
+        )
+        self._changed(row, new)
+        return None
+
+    async def _fetch(self, row: JobRow, spec: JobSpec) -> JobRow | None:
+        """downloading -> succeeded: every result file on disk."""
+        row, outputs = await self.downloads.fetch_all(row, spec)
+        return self._changed(row, self.store.record_outputs(row.job_key, outputs))
 
     # -- outcomes ------------------------------------------------------------------------------
 
+    def _held(self, row: JobRow, spec: JobSpec) -> bool:
+        """Ask the gates; a held job stays pending (or is marked blocked) and is not sent."""
+        hold = self.gates.check(spec)
+        if hold is None:
+            return False
+        self._hold(row, spec, hold)
+        return True
+
+    def _hold(self, row: JobRow, spec: JobSpec, hold: Hold) -> None:
+        self.outcome.held += 1
+        self.outcome.stop(hold.reason)
+        self.bus.emit(
+            Held(job_id=spec.id, gate=hold.gate, reason=hold.reason, message=hold.message)
+        )
+        if hold.block and row.status is JobStatus.PENDING:
+            self._changed(row, self.store.record_blocked(row.job_key, message=hold.message))
+
+    def _stuck(self, row: JobRow, spec: JobSpec, schedule: TaskSchedule) -> None:
+        """A task processing far longer than expected (or followed past the deadline) is
+        reported and left for a later run."""
+        self.outcome.stuck += 1
+        self.outcome.stop(StopReason.STUCK)
+        elapsed = schedule.elapsed(time.time())
+        assert row.task_id is not None
+        self.bus.emit(TaskStuck(job_id=spec.id, task_id=row.task_id, elapsed_s=elapsed))
+
     def _fail(
-        self, key: str, spec: JobSpec, code: str | None, message: str, rid: str | None
+        self, key: str, spec: JobSpec, code: str | None, message: str, rid: str | None = None
     ) -> None:
-        self.store.record_failed(key, code=code, message=message, request_id=rid)
-        log.warning("%s: failed: %s%s", spec.id, message, f" (request {rid})" if rid else "")
+        row = self.store.job(key)
+        self._changed(
+            row, self.store.record_failed(key, code=code, message=message, request_id=rid)
+        )
 
-    def _credits_out(self, key: str, message: str, task: RemoteTask | None = None) -> None:
-        if not self._stop_submitting:
-            log.warning("out of credits: no new jobs will be submitted; in-flight ones finish")
-        self._stop_submitting = True
-        self.outcome.credits_ran_out = True
-        self.store.record_blocked(key, message=message, task=task)
+    def _credits_out(
+        self, row: JobRow, spec: JobSpec, message: str, task: RemoteTask | None = None
+    ) -> None:
+        """The wallet ran out: close the credits gate, block this job; tasks in flight go on."""
+        if self.credits.close(StopReason.CREDITS, "not submitted: credits ran out", block=True):
+            self.outcome.stop(StopReason.CREDITS)
+            self.bus.emit(
+                Stopping(
+                    StopReason.CREDITS,
+                    "out of credits: no new jobs will be submitted; in-flight ones finish",
+                )
+            )
+        self._changed(row, self.store.record_blocked(row.job_key, message=message, task=task))
 
-    def _block_unsent(self, key: str) -> None:
-        if self.outcome.credits_ran_out:
-            self.store.record_blocked(key, message="not submitted: credits ran out")
-
-
-class _JobError(BatchgenError):
-    """Internal: a local problem that fails one job (unreadable reference, bad file name)."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
+    def _changed(self, old: JobRow, new: JobRow) -> JobRow:
+        """Emit the change of a job's row (every store transition goes through here)."""
+        self.bus.emit(
+            JobChanged(
+                job_id=new.job_id,
+                status=new.status,
+                previous=old.status,
+                task_id=new.task_id,
+                attempt=new.attempt,
+                error_code=new.error_code,
+                message=new.error_message,
+                request_id=new.request_id,
+                credits=(new.reserved_credits, new.final_credits),
+                previous_credits=(old.reserved_credits, old.final_credits),
+            )
+        )
+        return new
 
 
 async def run_batch(
     manifest: Manifest,
     store: StateStore,
     client: RivyaClient,
-    options: RunOptions | None = None,
-    on_progress: Callable[[], None] | None = None,
+    config: RunConfig,
+    bus: EventBus | None = None,
+    signals: SignalCatcher | None = None,
 ) -> RunOutcome:
-    """Run (or resume) the batch; returns what ended the run. Job results are in ``store``."""
-    runner = Runner(manifest, store, client, options or RunOptions(), on_progress)
-    return await runner.run()
+    """Run (or resume) the batch; returns how the run ended. Job results are in ``store``."""
+    return await Runner(manifest, store, client, config, bus, signals).run()
 
 
-def _primary(group: BaseExceptionGroup) -> BaseException:
+def _primary(group: BaseExceptionGroup[Any]) -> BaseException:
     """The error that stopped the run: a run-wide API error first, else the first leaf."""
     leaves: list[BaseException] = []
     stack: list[BaseException] = [group]
@@ -464,30 +426,3 @@ def _primary(group: BaseExceptionGroup) -> BaseException:
         if isinstance(leaf, RunWideApiError):
             return leaf
     return leaves[0] if leaves else group
-
-
-def _submitted_epoch(row: JobRow) -> float:
-    return parse_timestamp(row.submitted_at or row.updated_at) or time.time()
-
-
-def _expires_soon(expires_at: str | None, uploaded_at: str | None) -> bool:
-    """True when an upload expires within the margin (or its expiry cannot be read)."""
-    if not expires_at:
-        return False
-    expires, uploaded = parse_timestamp(expires_at), parse_timestamp(uploaded_at)
-    if expires is None:
-        return True
-    margin = UPLOAD_REUSE_MARGIN_S
-    if uploaded is not None and expires > uploaded:
-        margin = min(margin, UPLOAD_REUSE_MARGIN_SHARE * (expires - uploaded))
-    return expires - time.time() < margin
-
-
-def _upload_name(ref: Reference) -> str:
-    name = _safe_filename(ref.name)
-    return name or "reference"
-
-
-def _safe_filename(name: str) -> str:
-    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._")
-    return cleaned[:150] or "job"

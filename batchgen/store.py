@@ -37,13 +37,16 @@ from batchgen.models import (
     TRANSITIONS,
     JobSpec,
     JobStatus,
+    RemoteStatus,
     RemoteTask,
     UploadedFile,
     idempotency_key,
     job_key,
+    parse_timestamp,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+TASK_TIME_COLUMNS = ("task_created_at", "task_recorded_at", "task_started_at", "task_finished_at")
 
 
 def _now() -> str:
@@ -76,6 +79,10 @@ class JobRow:
     finished_at: str | None
     created_at: str
     updated_at: str
+    task_created_at: str | None = None  # the service's creation time of the task
+    task_recorded_at: str | None = None  # when this client recorded the task id
+    task_started_at: str | None = None  # the service's time processing began (if seen)
+    task_finished_at: str | None = None  # the service's time the task finished
 
     @classmethod
     def from_db(cls, r: dict[str, Any]) -> JobRow:
@@ -102,6 +109,10 @@ class JobRow:
             finished_at=r["finished_at"],
             created_at=r["created_at"],
             updated_at=r["updated_at"],
+            task_created_at=r.get("task_created_at"),
+            task_recorded_at=r.get("task_recorded_at"),
+            task_started_at=r.get("task_started_at"),
+            task_finished_at=r.get("task_finished_at"),
         )
 
 
@@ -145,6 +156,7 @@ _JOB_COLUMNS: dict[str, Any] = {
     "created_at": str,
     "updated_at": str,
 }
+# Added by schema version 2 (ALTER TABLE): the task's timestamps, see ``_migrate_to_2``.
 
 
 class StateStore:
@@ -223,6 +235,8 @@ class StateStore:
             )
         if version < 1:
             self._migrate_to_1()
+        if version < 2:
+            self._migrate_to_2()
         self.db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     def _migrate_to_1(self) -> None:
@@ -256,6 +270,16 @@ class StateStore:
                 pk="id",
                 if_not_exists=True,
             )
+
+    def _migrate_to_2(self) -> None:
+        """Version 2: the service's timestamps of each task (when it was created, started
+        processing and finished) and when its id was recorded, so a resumed run knows each
+        task's age and what the batch's tasks took."""
+        with self._tx():
+            have = {c.name for c in self.db.table("jobs").columns}
+            for column in TASK_TIME_COLUMNS:
+                if column not in have:
+                    self.db.execute(f"ALTER TABLE jobs ADD COLUMN {column} TEXT")
 
     def _check_batch(self) -> None:
         stored = _meta(self.db).get("batch")
@@ -362,88 +386,120 @@ class StateStore:
     # -- transitions ---------------------------------------------------------------------------
 
     def _transition(
-        self, key: str, new: JobStatus, *, count_poll: bool = False, **fields: Any
-    ) -> None:
-        """One conditional UPDATE: refused unless the row is in a state allowed to move to
-        ``new``. ``count_poll`` adds one to ``polls`` in the same statement (no read first)."""
-        allowed_from = _ALLOWED_FROM[new]
-        fields = {k: _encode(v) for k, v in fields.items()}
-        fields.update(status=new.value, updated_at=_now())
-        sets = ", ".join(
-            [f"{k} = ?" for k in fields] + (["polls = polls + 1"] if count_poll else [])
-        )
-        marks = ", ".join("?" * len(allowed_from))
-        sql = f"UPDATE jobs SET {sets} WHERE job_key = ? AND status IN ({marks})"
+        self,
+        key: str,
+        new: JobStatus,
+        *,
+        count_poll: bool = False,
+        first_only: Sequence[str] = (),
+        **fields: Any,
+    ) -> JobRow:
+        """One conditional UPDATE, refused unless the row is in a state allowed to move to
+        ``new``; returns the new row. ``count_poll`` adds one to ``polls`` in the same
+        statement; fields named in ``first_only`` keep a value already stored."""
         with self._tx():
-            cursor = self.db.execute(sql, [*fields.values(), key, *allowed_from])
-            if cursor.rowcount != 1:
-                current = self.db.execute(
-                    "SELECT status FROM jobs WHERE job_key = ?", [key]
-                ).fetchone()
-                raise StateError(
-                    f"illegal state change for job {key}: {current[0] if current else 'missing'}"
-                    f" -> {new.value}"
-                )
+            return self._update(key, new, count_poll=count_poll, first_only=first_only, **fields)
 
-    def begin_submit(self, key: str, body: dict[str, Any]) -> str:
-        """Make the idempotency key and the exact body durable; return the key to send.
+    def _update(
+        self,
+        key: str,
+        new: JobStatus,
+        *,
+        count_poll: bool = False,
+        first_only: Sequence[str] = (),
+        **fields: Any,
+    ) -> JobRow:
+        """``_transition`` inside a transaction the caller holds."""
+        allowed_from = _ALLOWED_FROM[new]
+        values = {k: _encode(v) for k, v in fields.items()}
+        values.update(status=new.value, updated_at=_now())
+        sets = [f"{k} = COALESCE({k}, ?)" if k in first_only else f"{k} = ?" for k in values]
+        sets += ["polls = polls + 1"] if count_poll else []
+        marks = ", ".join("?" * len(allowed_from))
+        sql = (
+            f"UPDATE jobs SET {', '.join(sets)} WHERE job_key = ? AND status IN ({marks}) "
+            "RETURNING *"
+        )
+        cursor = self.db.execute(sql, [*values.values(), key, *allowed_from])
+        found = cursor.fetchone()
+        if found is None:
+            current = self.db.execute("SELECT status FROM jobs WHERE job_key = ?", [key]).fetchone()
+            raise StateError(
+                f"illegal state change for job {key}: {current[0] if current else 'missing'}"
+                f" -> {new.value}"
+            )
+        names = [d[0] for d in cursor.description]
+        cursor.fetchall()  # finish the statement before the transaction commits
+        return JobRow.from_db(dict(zip(names, found, strict=True)))
+
+    def begin_submit(self, key: str, body: dict[str, Any]) -> JobRow:
+        """Make the idempotency key and the exact body durable; return the row to send from.
 
         A job already ``submitting`` keeps its stored key and body (the caller must resend the
         stored body): the first request may have reached the service.
         """
         row = self.job(key)
         if row.status is JobStatus.SUBMITTING and row.idempotency_key:
-            return row.idempotency_key
-        ikey = idempotency_key(key, row.attempt)
-        self._transition(
+            return row
+        return self._transition(
             key,
             JobStatus.SUBMITTING,
-            idempotency_key=ikey,
+            idempotency_key=idempotency_key(key, row.attempt),
             request_body=json.dumps(body, sort_keys=True),
             submitted_at=_now(),
             error_code=None,
             error_message=None,
             request_id=None,
         )
-        return ikey
 
-    def record_task(self, key: str, task: RemoteTask) -> None:
-        """The create answer arrived: the task id is durable from here on."""
-        self._transition(
+    def record_task(self, key: str, task: RemoteTask) -> JobRow:
+        """The create answer arrived: the task id is durable from here on, with the service's
+        creation time (the task's clock starts there) and the moment it was recorded."""
+        return self._transition(
             key,
             JobStatus.RUNNING,
             task_id=task.id,
-            remote_status=task.status,
+            remote_status=task.raw_status or task.status.value,
             reserved_credits=task.reserved_credits,
             final_credits=task.final_credits,
+            task_created_at=task.created_at,
+            task_recorded_at=_now(),
+            task_started_at=_started_at(task),
+            task_finished_at=None,
         )
 
-    def record_poll(self, key: str, task: RemoteTask) -> None:
+    def record_poll(self, key: str, task: RemoteTask) -> JobRow:
         """A status poll answered and the task is not finished yet."""
-        self._transition(
+        return self._transition(
             key,
             JobStatus.RUNNING,
             count_poll=True,
-            remote_status=task.status,
+            first_only=("task_started_at", "task_created_at"),
+            remote_status=task.raw_status or task.status.value,
             reserved_credits=task.reserved_credits,
+            task_started_at=_started_at(task),
+            task_created_at=task.created_at,
         )
 
-    def record_succeeded_remote(self, key: str, task: RemoteTask, *, polled: bool = True) -> None:
-        """The remote task succeeded: keep its result URLs and credits, start downloading.
-        ``polled`` is False when the task was fetched again only for fresh result URLs."""
-        self._transition(
+    def record_succeeded_remote(self, key: str, task: RemoteTask, *, polled: bool = True) -> JobRow:
+        """The remote task succeeded: keep its result URLs, credits and finish time, start
+        downloading. ``polled`` is False when the task was fetched again only for fresh URLs."""
+        return self._transition(
             key,
             JobStatus.DOWNLOADING,
             count_poll=polled,
-            remote_status=task.status,
+            first_only=("task_created_at", "task_finished_at"),
+            remote_status=task.status.value,
             reserved_credits=task.reserved_credits,
             final_credits=task.final_credits,
             result_urls=list(task.result_urls),
+            task_created_at=task.created_at,
+            task_finished_at=task.updated_at,
         )
 
-    def record_outputs(self, key: str, outputs: Sequence[str]) -> None:
+    def record_outputs(self, key: str, outputs: Sequence[str]) -> JobRow:
         """Every result file is on disk: the job is done."""
-        self._transition(key, JobStatus.SUCCEEDED, outputs=list(outputs), finished_at=_now())
+        return self._transition(key, JobStatus.SUCCEEDED, outputs=list(outputs), finished_at=_now())
 
     def record_failed(
         self,
@@ -453,16 +509,17 @@ class StateStore:
         message: str,
         request_id: str | None = None,
         task: RemoteTask | None = None,
-    ) -> None:
+    ) -> JobRow:
         """The job failed for good (API refusal or remote failure); keep why."""
         extra: dict[str, Any] = {}
         if task is not None:
             extra = {
-                "remote_status": task.status,
+                "remote_status": task.raw_status or task.status.value,
                 "reserved_credits": task.reserved_credits,
                 "final_credits": task.final_credits,
+                "task_finished_at": task.updated_at,
             }
-        self._transition(
+        return self._transition(
             key,
             JobStatus.FAILED,
             error_code=code,
@@ -472,12 +529,12 @@ class StateStore:
             **extra,
         )
 
-    def record_blocked(self, key: str, *, message: str, task: RemoteTask | None = None) -> None:
+    def record_blocked(self, key: str, *, message: str, task: RemoteTask | None = None) -> JobRow:
         """Out of credits: this job waits for a later run (which uses the next attempt)."""
         extra: dict[str, Any] = {}
         if task is not None:
-            extra = {"remote_status": task.status, "final_credits": task.final_credits}
-        self._transition(
+            extra = {"remote_status": task.status.value, "final_credits": task.final_credits}
+        return self._transition(
             key,
             JobStatus.BLOCKED,
             error_code="insufficient_credits",
@@ -485,23 +542,60 @@ class StateStore:
             **extra,
         )
 
-    def requeue(self, key: str) -> None:
-        """A blocked (or, on request, failed) job goes back to pending with the next attempt
-        number, so it never reuses the idempotency key of its previous attempt."""
-        row = self.job(key)
-        self._transition(
-            key,
-            JobStatus.PENDING,
-            attempt=row.attempt + 1,
-            idempotency_key=None,
-            request_body=None,
-            task_id=None,
-            remote_status=None,
-            reserved_credits=None,
-            final_credits=None,
-            result_urls=[],
-            finished_at=None,
+    def new_attempt(self, key: str, *, why: str, forget_uploads: Sequence[str] = ()) -> JobRow:
+        """Back to ``pending`` with the next attempt number, in ONE transaction: the job never
+        reuses its previous attempt's idempotency key, the uploads named in
+        ``forget_uploads`` are dropped (the next submit uploads them again), and why is
+        written to the ``events`` table. Allowed from ``blocked``, ``failed`` (on request) and
+        ``submitting`` (the service refused the stored body, so no task exists for its key).
+        A crash leaves either the old row or the new one."""
+        with self._tx():
+            row = self._update(
+                key,
+                JobStatus.PENDING,
+                attempt=self.job(key).attempt + 1,
+                idempotency_key=None,
+                request_body=None,
+                task_id=None,
+                remote_status=None,
+                reserved_credits=None,
+                final_credits=None,
+                result_urls=[],
+                finished_at=None,
+                task_created_at=None,
+                task_recorded_at=None,
+                task_started_at=None,
+                task_finished_at=None,
+            )
+            for source_key in forget_uploads:
+                self.db.execute("DELETE FROM uploads WHERE source_key = ?", [source_key])
+            self._insert_event(key, "new_attempt", f"attempt {row.attempt}: {why}")
+        return row
+
+    def requeue(self, key: str) -> JobRow:
+        """A blocked (or, on request, failed) job gets a new attempt (see ``new_attempt``)."""
+        return self.new_attempt(key, why="requeued")
+
+    def finished_runs(self) -> list[tuple[dict[str, str], float, float | None]]:
+        """(params, run seconds, seconds to the start of processing or None) of every task of
+        this batch that succeeded, by the service's own timestamps: what a resumed run's
+        run-time model starts from."""
+        sql = (
+            "SELECT params, task_created_at, task_started_at, task_finished_at FROM jobs "
+            "WHERE status IN (?, ?) AND task_created_at IS NOT NULL "
+            "AND task_finished_at IS NOT NULL"
         )
+        out = []
+        for params, created, started, finished in self.db.execute(
+            sql, [JobStatus.DOWNLOADING.value, JobStatus.SUCCEEDED.value]
+        ).fetchall():
+            t0, t1 = parse_timestamp(created), parse_timestamp(finished)
+            if t0 is None or t1 is None or t1 <= t0:
+                continue
+            t_start = parse_timestamp(started)
+            start_s = t_start - t0 if t_start is not None and t0 <= t_start <= t1 else None
+            out.append((json.loads(params or "{}"), t1 - t0, start_s))
+        return out
 
     # -- uploads -------------------------------------------------------------------------------
 
@@ -546,9 +640,13 @@ class StateStore:
 
     def log_event(self, key: str | None, kind: str, detail: str = "") -> None:
         with self._tx():
-            self.db.table("events").insert(
-                {"at": _now(), "job_key": key, "kind": kind, "detail": detail[:2000]}
-            )
+            self._insert_event(key, kind, detail)
+
+    def _insert_event(self, key: str | None, kind: str, detail: str) -> None:
+        self.db.execute(
+            "INSERT INTO events (at, job_key, kind, detail) VALUES (?, ?, ?, ?)",
+            [_now(), key, kind, detail[:2000]],
+        )
 
     def events(self, limit: int = 1000) -> list[dict[str, Any]]:
         return list(self.db.query("SELECT * FROM events ORDER BY id DESC LIMIT ?", [limit]))
@@ -557,6 +655,11 @@ class StateStore:
 _ALLOWED_FROM: dict[JobStatus, list[str]] = {
     new: [old.value for old, nexts in TRANSITIONS.items() if new in nexts] for new in JobStatus
 }
+
+
+def _started_at(task: RemoteTask) -> str | None:
+    """When processing began, if this answer tells (a processing task's last change)."""
+    return task.updated_at if task.status is RemoteStatus.PROCESSING else None
 
 
 def _encode(value: Any) -> Any:

@@ -44,7 +44,8 @@ from batchgen.limits import RequestLimiter
 from batchgen.manifest import load_manifest
 from batchgen.models import RemoteTask
 from batchgen.polling import PollPolicy
-from batchgen.runner import RunOptions, run_batch
+from batchgen.config import RunConfig
+from batchgen.runner import run_batch
 from batchgen.store import StateStore
 
 TIME_SCALE = 0.02  # a 5 s std clip's ~80 s become ~1.6 s; the 5 s poll gap becomes 0.1 s
@@ -104,7 +105,12 @@ async def _run(manifest_path: Path, state: Path, emu: Any, poll: PollPolicy) -> 
     with StateStore.open(state, manifest.batch) as store:
         async with NoticingClient(emu.base_url, emu.api_key, limiter=limiter) as client:
             started = time.perf_counter()
-            outcome = await run_batch(manifest, store, client, RunOptions(poll=poll))
+            outcome = await run_batch(
+                manifest,
+                store,
+                client,
+                RunConfig(batch=manifest.batch, state_path=store.path, connection=None, poll=poll),
+            )
             wall_s = time.perf_counter() - started
         done = sum(r.status.value == "succeeded" for r in store.jobs())
     assert outcome.stuck == 0 and outcome.unfinished == 0, outcome

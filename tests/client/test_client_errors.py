@@ -16,6 +16,7 @@ from batchgen.errors import (
     ServiceUnavailableError,
     ValidationFailedError,
 )
+from batchgen.outcome import error_exit_code
 from batchgen.retry import RetryPolicy
 
 
@@ -102,7 +103,7 @@ async def test_insufficient_credits_402(make_emulator, make_client):
         with pytest.raises(InsufficientCreditsError) as info:
             await c.create_generation(generation_body(), idempotency_key="k.c")
         ledger = emu.ledger()
-    assert info.value.status == 402 and info.value.exit_code == 4
+    assert info.value.status == 402 and error_exit_code(info.value) == 4
     assert ledger["tasks"] == [] and requests_to(ledger, "POST", "/api/v1/generations") == {402: 1}
 
 

@@ -54,10 +54,10 @@ def test_edited_job_is_a_new_version_with_a_new_key(store: StateStore) -> None:
     """Editing a job's prompt makes a new row; the old version and its key stay untouched."""
     old, new = spec("a", "first"), spec("a", "second")
     store.sync_jobs([old])
-    old_ikey = store.begin_submit(key_of(old), {"prompt": "first"})
+    old_ikey = store.begin_submit(key_of(old), {"prompt": "first"}).idempotency_key
     store.sync_jobs([new])
     assert key_of(old) != key_of(new)
-    new_ikey = store.begin_submit(key_of(new), {"prompt": "second"})
+    new_ikey = store.begin_submit(key_of(new), {"prompt": "second"}).idempotency_key
     assert new_ikey != old_ikey
     assert store.job(key_of(old)).idempotency_key == old_ikey
 
@@ -67,11 +67,11 @@ def test_begin_submit_is_durable_and_stable(tmp_path: Path) -> None:
     path = tmp_path / "s.db"
     with StateStore.open(path, "b") as s:
         s.sync_jobs([spec("a")])
-        ikey = s.begin_submit(key_of(spec("a")), {"prompt": "x"})
+        ikey = s.begin_submit(key_of(spec("a")), {"prompt": "x"}).idempotency_key
     raw = sqlite3.connect(path).execute("SELECT idempotency_key, request_body FROM jobs").fetchone()
     assert raw == (ikey, '{"prompt": "x"}')
     with StateStore.open(path, "b") as s:
-        assert s.begin_submit(key_of(spec("a")), {"prompt": "changed"}) == ikey
+        assert s.begin_submit(key_of(spec("a")), {"prompt": "changed"}).idempotency_key == ikey
         assert s.job(key_of(spec("a"))).request_body == {"prompt": "x"}
 
 
@@ -87,19 +87,19 @@ def test_requeue_bumps_the_attempt_and_the_key(store: StateStore) -> None:
     """A blocked job goes back to pending with the next attempt number and a fresh key."""
     k = key_of(spec("a"))
     store.sync_jobs([spec("a")])
-    first = store.begin_submit(k, {})
+    first = store.begin_submit(k, {}).idempotency_key
     store.record_blocked(k, message="no credits")
     store.requeue(k)
     row = store.job(k)
     assert (row.status, row.attempt, row.idempotency_key) == (JobStatus.PENDING, 2, None)
-    assert store.begin_submit(k, {}) == first.rsplit(".", 1)[0] + ".2"
+    assert store.begin_submit(k, {}).idempotency_key == first.rsplit(".", 1)[0] + ".2"
 
 
 def test_full_lifecycle_records_credits_and_outputs(store: StateStore) -> None:
     """submit -> running -> downloading -> succeeded keeps task id, credits and outputs."""
     k = key_of(spec("a"))
     store.sync_jobs([spec("a")])
-    store.begin_submit(k, {})
+    store.begin_submit(k, {}).idempotency_key
     store.record_task(k, RemoteTask(id="task_1", status="queued", reserved_credits=90))
     store.record_poll(k, RemoteTask(id="task_1", status="processing", reserved_credits=90))
     done = RemoteTask(

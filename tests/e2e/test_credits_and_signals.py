@@ -13,6 +13,8 @@ import pytest
 from batchgen.commands import RunSettings, run_manifest
 from batchgen.emulator import EmulatorConfig, EmulatorThread
 
+from batchgen.outcome import StopReason
+
 from .helpers import TIME_SCALE, batchgen_cmd, env_for, job_count, tasks_per_job, write_manifest
 
 
@@ -49,7 +51,7 @@ def test_out_of_credits_blocks_then_resumes_after_topup(tmp_path: Path, mode: st
         first = run_manifest(manifest, settings_for(emu, tmp_path / "s.db"))
         by_status = first.report["totals"]["by_status"]
         assert first.exit_code == 4
-        assert first.outcome.credits_ran_out
+        assert StopReason.CREDITS in first.outcome.stop_reasons
         assert by_status == {"succeeded": 3, "blocked": 2}
         blocked = [j for j in first.report["jobs"] if j["status"] == "blocked"]
         assert all(j["error"]["code"] == "insufficient_credits" for j in blocked)

@@ -12,10 +12,15 @@ from batchgen.commands import RunSettings, run_manifest
 from batchgen.emulator import EmulatorConfig, EmulatorThread
 from batchgen.manifest import load_manifest
 from batchgen.models import JobStatus, job_key
-from batchgen.runner import Runner, RunOptions
+from batchgen.config import RunConfig
+from batchgen.runner import Runner
 from batchgen.store import StateStore
 
 from .helpers import TIME_SCALE, tasks_per_job, write_manifest
+
+
+def config_for(manifest, state: Path) -> RunConfig:
+    return RunConfig(batch=manifest.batch, state_path=state, connection=None)
 
 
 def test_mid_submit_job_with_expired_upload_gets_a_fresh_attempt(tmp_path: Path) -> None:
@@ -34,9 +39,9 @@ def test_mid_submit_job_with_expired_upload_gets_a_fresh_attempt(tmp_path: Path)
             """Do what a run does up to the create request, then 'crash' before sending it."""
             with StateStore.open(state, manifest.batch) as store:
                 async with RivyaClient(emu.base_url, emu.api_key) as client:
-                    runner = Runner(manifest, store, client, RunOptions())
+                    runner = Runner(manifest, store, client, config_for(manifest, state))
                     store.sync_jobs(manifest.jobs)
-                    store.begin_submit(key, await runner._build_body(hero))
+                    store.begin_submit(key, await runner.uploads.body_for(hero))
 
         anyio.run(crash_mid_submit, backend="asyncio")
         time.sleep(1.2)  # the upload expires
@@ -69,9 +74,14 @@ def test_expired_result_urls_are_refreshed_on_resume(tmp_path: Path) -> None:
             """Submit and wait for success, record it, then 'crash' before downloading."""
             with StateStore.open(state, manifest.batch) as store:
                 async with RivyaClient(emu.base_url, emu.api_key) as client:
-                    runner = Runner(manifest, store, client, RunOptions())
+                    runner = Runner(manifest, store, client, config_for(manifest, state))
                     store.sync_jobs(manifest.jobs)
-                    task = await runner._submit(key, spec, await runner._build_body(spec))
+                    row = store.begin_submit(key, await runner.uploads.body_for(spec))
+                    assert row.request_body is not None and row.idempotency_key is not None
+                    task = await client.create_generation(
+                        row.request_body, idempotency_key=row.idempotency_key
+                    )
+                    store.record_task(key, task)
                     while not task.is_terminal:
                         await anyio.sleep(0.05)
                         task = await client.get_generation(task.id)

@@ -14,7 +14,8 @@ from batchgen.commands import RunSettings, run_manifest
 from batchgen.limits import RequestLimiter
 from batchgen.manifest import load_manifest
 from batchgen.polling import PollPolicy
-from batchgen.runner import RunOptions, run_batch
+from batchgen.config import RunConfig
+from batchgen.runner import run_batch
 from batchgen.store import StateStore
 
 from .helpers import (
@@ -94,7 +95,12 @@ async def test_cancelled_run_resumes_without_a_second_task(tmp_path) -> None:
     from batchgen.emulator import EmulatorConfig, running_emulator
 
     manifest = load_manifest(write_manifest(tmp_path, products=("a", "b", "c", "d")))
-    options = RunOptions(poll=PollPolicy(time_scale=0.01))
+    options = RunConfig(
+        batch=manifest.batch,
+        state_path=tmp_path / "s.db",
+        connection=None,
+        poll=PollPolicy(time_scale=0.01),
+    )
     cfg = EmulatorConfig(time_scale=0.01, seed=5, rate_limit_per_s=1000.0)
     async with running_emulator(cfg, host="127.0.0.1", port=0) as emu:
         with StateStore.open(tmp_path / "s.db", manifest.batch) as store:

@@ -13,6 +13,7 @@ from manifest_testkit import Write, gif_bytes, png_bytes, problems
 
 from batchgen.errors import ManifestError
 from batchgen.manifest import load_manifest
+from batchgen.outcome import error_exit_code
 
 ALLOWED_TOP = (
     "allowed: version, batch, model, defaults, matrix, prompt, id, exclude, repeat, jobs, rows, "
@@ -38,7 +39,7 @@ def test_yaml_syntax_error_has_location_and_no_traceback(write: Write) -> None:
     )
     with pytest.raises(ManifestError) as info:
         load_manifest(Path("m.yaml"))
-    assert info.value.exit_code == 2
+    assert error_exit_code(info.value) == 2
     assert "Traceback" not in str(info.value)
     assert [str(p) for p in info.value.problems] == [
         "m.yaml:4:7: YAML syntax error: expected ',' or ']', but got ':' "

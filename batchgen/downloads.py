@@ -1,0 +1,65 @@
+"""Result files: download every result of a succeeded task into the output folder.
+
+File names come from job ids, never from the server: ``<output dir>/<job id>.mp4``, then
+``-2``, ``-3`` ... for further results, always inside the output folder. An expired result URL
+(404/410) makes the task be fetched again for fresh URLs, up to ``MAX_URL_REFRESHES`` times.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from batchgen.client import RivyaClient
+from batchgen.errors import LocalJobError, ResultExpiredError
+from batchgen.events import Downloaded, EventBus
+from batchgen.models import JobSpec
+from batchgen.store import JobRow, StateStore
+from batchgen.uploads import safe_filename
+
+MAX_URL_REFRESHES = 3  # fresh task GETs for expired result URLs, per job
+
+
+class Downloader:
+    """Puts a succeeded task's results on disk and records them."""
+
+    def __init__(
+        self, output_dir: Path, store: StateStore, client: RivyaClient, bus: EventBus
+    ) -> None:
+        self.output_dir = output_dir.resolve()
+        self.store = store
+        self.client = client
+        self.bus = bus
+
+    async def fetch_all(self, row: JobRow, spec: JobSpec) -> tuple[JobRow, list[str]]:
+        """Download every result of ``row``'s task; returns the row as last recorded (a URL
+        refresh records the task again) and the output paths. Does not mark it succeeded."""
+        urls = list(row.result_urls)
+        for refreshes in range(MAX_URL_REFRESHES + 1):
+            try:
+                return row, await self._download(spec, urls)
+            except ResultExpiredError:
+                if refreshes >= MAX_URL_REFRESHES or row.task_id is None:
+                    break
+                task = await self.client.get_generation(row.task_id)
+                urls = list(task.result_urls)
+                row = self.store.record_succeeded_remote(row.job_key, task, polled=False)
+        raise LocalJobError("result_expired", "the result URLs kept expiring")
+
+    async def _download(self, spec: JobSpec, urls: list[str]) -> list[str]:
+        outputs = []
+        for i, url in enumerate(urls):
+            dest = self.output_path(spec.id, i)
+            size = await self.client.download(url, dest)
+            outputs.append(str(dest))
+            self.bus.emit(Downloaded(job_id=spec.id, path=str(dest), size_bytes=size))
+        return outputs
+
+    def output_path(self, job_id: str, index: int) -> Path:
+        """``<output dir>/<job id>.mp4`` (then ``-2``, ``-3``...), always inside the folder."""
+        stem = safe_filename(job_id) + ("" if index == 0 else f"-{index + 1}")
+        path = (self.output_dir / f"{stem}.mp4").resolve()
+        if path.parent != self.output_dir:
+            raise LocalJobError(
+                "bad_output_path", f"job id {job_id!r} does not make a safe file name"
+            )
+        return path

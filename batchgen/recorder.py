@@ -1,0 +1,63 @@
+"""The state's ``events`` table as a subscriber: what a person may want to know later.
+
+Not every event: a batch of a million jobs must not write a million rows of routine. Kept:
+the start and end of each run, stops, stuck tasks, jobs left unfinished, failures and the
+first hold of each gate. (A new attempt is written by ``StateStore.new_attempt`` itself, in the
+same transaction as the change.) ``batchgen status`` shows the latest of them.
+"""
+
+from __future__ import annotations
+
+from batchgen.events import (
+    Event,
+    Held,
+    JobChanged,
+    JobUnfinished,
+    RunFinished,
+    RunStarted,
+    Stopping,
+    TaskStuck,
+)
+from batchgen.models import JobStatus
+from batchgen.store import StateStore
+
+
+class EventRecorder:
+    """Subscribe an instance to a run's ``EventBus``."""
+
+    def __init__(self, store: StateStore, keys: dict[str, str] | None = None) -> None:
+        self.store = store
+        self.keys = keys or {}  # job id -> job key of the manifest's version
+        self._held: set[str] = set()
+
+    def _key(self, job_id: str) -> str | None:
+        return self.keys.get(job_id)
+
+    def __call__(self, event: Event) -> None:
+        kind, job_id, detail = _describe(event)
+        if kind == "held":
+            if detail in self._held:
+                return
+            self._held.add(detail)
+        if kind is not None:
+            self.store.log_event(self._key(job_id) if job_id else None, kind, detail)
+
+
+def _describe(event: Event) -> tuple[str | None, str | None, str]:
+    match event:
+        case RunStarted():
+            return "run_started", None, f"{event.to_do} of {event.jobs} jobs to work on"
+        case RunFinished():
+            why = ", ".join(r.value for r in event.stop_reasons) or "done"
+            return "run_finished", None, f"exit {event.exit_code} ({why})"
+        case Stopping():
+            return "stopping", None, event.detail
+        case TaskStuck():
+            return "stuck", event.job_id, f"task {event.task_id} after {event.elapsed_s:.0f}s"
+        case JobUnfinished():
+            return "unfinished", event.job_id, event.error
+        case JobChanged(status=JobStatus.FAILED):
+            return "failed", event.job_id, f"{event.error_code}: {event.message}"
+        case Held():
+            return "held", None, f"{event.gate}: {event.message}"
+    return None, None, ""
