@@ -39,12 +39,12 @@ from unittest import mock
 import anyio
 
 from batchgen.client import RivyaClient
+from batchgen.config import RunConfig
 from batchgen.emulator import EmulatorConfig, EmulatorThread, timemodel
 from batchgen.limits import RequestLimiter
 from batchgen.manifest import load_manifest
 from batchgen.models import RemoteTask
 from batchgen.polling import PollPolicy
-from batchgen.config import RunConfig
 from batchgen.runner import run_batch
 from batchgen.store import StateStore
 

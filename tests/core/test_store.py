@@ -99,7 +99,7 @@ def test_full_lifecycle_records_credits_and_outputs(store: StateStore) -> None:
     """submit -> running -> downloading -> succeeded keeps task id, credits and outputs."""
     k = key_of(spec("a"))
     store.sync_jobs([spec("a")])
-    store.begin_submit(k, {}).idempotency_key
+    store.begin_submit(k, {})
     store.record_task(k, RemoteTask(id="task_1", status="queued", reserved_credits=90))
     store.record_poll(k, RemoteTask(id="task_1", status="processing", reserved_credits=90))
     done = RemoteTask(
@@ -183,3 +183,47 @@ def test_parse_timestamp_round_trips(when: datetime) -> None:
     stamp = when.isoformat(timespec="microseconds").replace("+00:00", "Z")
     assert parse_timestamp(stamp) == pytest.approx(when.timestamp(), abs=1e-6)
     assert parse_timestamp("not a time") is None and parse_timestamp(None) is None
+
+
+def test_new_attempt_is_one_transaction_from_submitting(store: StateStore) -> None:
+    """A refused stored body moves the job back to pending with the next attempt, forgets its
+    uploads and records why, all at once; the next submit uses a new key."""
+    from batchgen.models import UploadedFile
+
+    k = key_of(spec("a"))
+    store.sync_jobs([spec("a")])
+    first = store.begin_submit(k, {"params": {"referenceMediaItems": [{}]}}).idempotency_key
+    store.save_upload("sha256:x", UploadedFile("f1", "https://u", "image/png", 3, "x.png"))
+    row = store.new_attempt(k, why="stored body refused", forget_uploads=["sha256:x"])
+    assert (row.status, row.attempt, row.idempotency_key, row.request_body) == (
+        JobStatus.PENDING,
+        2,
+        None,
+        None,
+    )
+    assert store.upload_for("sha256:x") is None
+    assert store.events()[0]["kind"] == "new_attempt"
+    assert store.begin_submit(k, {}).idempotency_key != first
+
+
+def test_finished_runs_come_from_the_services_timestamps(store: StateStore) -> None:
+    """A succeeded task's run time and start are kept, so a resumed run can learn from them."""
+    k = key_of(spec("a"))
+    store.sync_jobs([spec("a")])
+    store.begin_submit(k, {})
+    t0 = "2026-12-01T10:00:00Z"
+    store.record_task(k, RemoteTask("task_1", "queued", created_at=t0, updated_at=t0))
+    store.record_poll(
+        k, RemoteTask("task_1", "processing", created_at=t0, updated_at="2026-12-01T10:00:12Z")
+    )
+    store.record_succeeded_remote(
+        k,
+        RemoteTask(
+            "task_1",
+            "succeeded",
+            result_urls=("https://x/v.mp4",),
+            created_at=t0,
+            updated_at="2026-12-01T10:01:40Z",
+        ),
+    )
+    assert store.finished_runs() == [({"duration": "5", "mode": "std"}, 100.0, 12.0)]

@@ -12,7 +12,6 @@ import pytest
 
 from batchgen.commands import RunSettings, run_manifest
 from batchgen.emulator import EmulatorConfig, EmulatorThread
-
 from batchgen.outcome import StopReason
 
 from .helpers import TIME_SCALE, batchgen_cmd, env_for, job_count, tasks_per_job, write_manifest

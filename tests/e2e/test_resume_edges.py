@@ -9,10 +9,10 @@ import anyio
 
 from batchgen.client import RivyaClient
 from batchgen.commands import RunSettings, run_manifest
+from batchgen.config import RunConfig
 from batchgen.emulator import EmulatorConfig, EmulatorThread
 from batchgen.manifest import load_manifest
 from batchgen.models import JobStatus, job_key
-from batchgen.config import RunConfig
 from batchgen.runner import Runner
 from batchgen.store import StateStore
 

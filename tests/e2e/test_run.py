@@ -11,10 +11,10 @@ import pytest
 
 from batchgen.client import RivyaClient
 from batchgen.commands import RunSettings, run_manifest
+from batchgen.config import RunConfig
 from batchgen.limits import RequestLimiter
 from batchgen.manifest import load_manifest
 from batchgen.polling import PollPolicy
-from batchgen.config import RunConfig
 from batchgen.runner import run_batch
 from batchgen.store import StateStore
 
