@@ -8,7 +8,7 @@ The public Python API; the ``batchgen`` command is a thin adapter over these::
     manifest = batchgen.load_manifest(Path("jobs/demo.yaml"))      # raises ManifestError
     result = batchgen.run_manifest(Path("jobs/demo.yaml"),
                                    batchgen.RunSettings(emulator=batchgen.EmulatorChoice()))
-    print(result.exit_code, result.report["totals"])
+    print(result.exit_code, result.report.totals)
 """
 
 from batchgen._version import __version__

@@ -15,7 +15,7 @@ import sys
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from batchgen._version import __version__
 from batchgen.errors import BatchgenError, UsageError
@@ -23,6 +23,7 @@ from batchgen.redact import redact
 
 if TYPE_CHECKING:  # the commands are imported lazily, so `--help` stays fast
     from batchgen.commands import RunResult
+    from batchgen.report import Report
     from batchgen.runner import RunOutcome
 
 log = logging.getLogger("batchgen")
@@ -131,12 +132,14 @@ def _print_run_summary(result: RunResult) -> None:
     print(_verdict(result.exit_code, result.report, outcome))
 
 
-def _verdict(code: int, report: dict[str, Any], outcome: RunOutcome) -> str:
-    n = report["totals"]["jobs"]
+def _verdict(code: int, report: Report, outcome: RunOutcome) -> str:
+    from batchgen.report import ReportStatus
+
+    n = report.totals.jobs
     if code == 0:
         return f"All {n} jobs succeeded."
     if code == 3:
-        failed = report["totals"]["by_status"].get("failed", 0)
+        failed = report.totals.count(ReportStatus.FAILED)
         return (
             f"Finished: {failed} of {n} jobs failed (see the errors above). Fix them and rerun "
             "with --retry-failed to give them a new attempt."
@@ -170,11 +173,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from batchgen.commands import report_batch
-    from batchgen.report import exit_code, render_table
+    from batchgen.report import exit_code, render_json, render_table
 
     report = report_batch(args.manifest, args.state)
     if args.format == "json":
-        print(redact(json.dumps(report, indent=2)))
+        print(redact(render_json(report)))
     else:
         print(redact(render_table(report)))
     return 0 if args.exit_zero else exit_code(report)

@@ -4,7 +4,7 @@ Python users get the same behaviour without the CLI::
 
     from batchgen.commands import run_manifest
     result = run_manifest(Path("jobs/demo.yaml"), emulator=EmulatorChoice())
-    print(result.exit_code, result.report["totals"])
+    print(result.exit_code, result.report.totals)
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from batchgen.models import Manifest
 from batchgen.polling import PollPolicy
 from batchgen.progress import ProgressPrinter
 from batchgen.redact import install_redaction
-from batchgen.report import EXIT_INTERRUPTED, EXIT_RESUMABLE, build_report, exit_code
+from batchgen.report import EXIT_INTERRUPTED, EXIT_RESUMABLE, Report, exit_code, report_from_store
 from batchgen.retry import RetryPolicy
 from batchgen.runner import RunOptions, RunOutcome, run_batch
 from batchgen.store import StateStore
@@ -72,7 +72,7 @@ class RunSettings:
 
 @dataclass(frozen=True)
 class RunResult:
-    report: dict[str, Any]
+    report: Report
     outcome: RunOutcome
     exit_code: int
     state_path: Path
@@ -91,7 +91,7 @@ def run_manifest(path: Path, settings: RunSettings | None = None) -> RunResult:
     connection = None if settings.emulator else resolve_connection(settings.env)
     with StateStore.open(state_path, manifest.batch) as store:
         outcome = anyio.run(_run_async, manifest, store, connection, settings, backend="asyncio")
-        report = build_report(manifest, store)
+        report = report_from_store(manifest, store)
     code = exit_code(report, resumable_stop=outcome.credits_ran_out or bool(outcome.stuck))
     if outcome.signal is not None:
         code = EXIT_INTERRUPTED if outcome.signal == signal.SIGINT else EXIT_RESUMABLE
@@ -156,12 +156,12 @@ def _start_emulator(choice: EmulatorChoice, state_path: Path) -> Any:
     return running_emulator(cfg, host="127.0.0.1", port=0)
 
 
-def report_batch(path: Path, state_path: Path | None = None) -> dict[str, Any]:
+def report_batch(path: Path, state_path: Path | None = None) -> Report:
     """The report of a batch from its state database (read only; works during a run)."""
     manifest = load_manifest(path)
     state_path = state_path or default_state_path(manifest)
     with StateStore.open_readonly(state_path) as store:
-        return build_report(manifest, store)
+        return report_from_store(manifest, store)
 
 
 def plan_batch(
