@@ -8,7 +8,7 @@ The public Python API; the ``batchgen`` command is a thin adapter over these::
     manifest = batchgen.load_manifest(Path("jobs/demo.yaml"))      # raises ManifestError
     result = batchgen.run_manifest(Path("jobs/demo.yaml"),
                                    batchgen.RunSettings(emulator=batchgen.EmulatorChoice()))
-    print(result.exit_code, result.outcome.stop_reasons, result.report["totals"])
+    print(result.exit_code, result.outcome.stop_reasons, result.report.totals)
 
 Extend a run without touching batchgen: ``RunSettings(gates=(my_gate,))`` adds a submission
 gate (any object with ``name`` and ``check(job) -> Hold | None``), and

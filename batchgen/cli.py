@@ -14,7 +14,7 @@ import sys
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from batchgen import signals
 from batchgen._version import __version__
@@ -31,6 +31,7 @@ from batchgen.redact import redact
 
 if TYPE_CHECKING:  # the commands are imported lazily, so `--help` stays fast
     from batchgen.commands import RunResult
+    from batchgen.report import Report
 
 log = logging.getLogger("batchgen")
 
@@ -138,12 +139,14 @@ def _print_run_summary(result: RunResult) -> None:
     print(_verdict(result.exit_code, result.report, outcome))
 
 
-def _verdict(code: int, report: dict[str, Any], outcome: RunOutcome) -> str:
-    n = report["totals"]["jobs"]
+def _verdict(code: int, report: Report, outcome: RunOutcome) -> str:
+    from batchgen.report import ReportStatus
+
+    n = report.totals.jobs
     if code == ExitCode.OK:
         return f"All {n} jobs succeeded."
     if code == ExitCode.SOME_FAILED:
-        failed = report["totals"]["by_status"].get("failed", 0)
+        failed = report.totals.count(ReportStatus.FAILED)
         return (
             f"Finished: {failed} of {n} jobs failed (see the errors above). Fix them and rerun "
             "with --retry-failed to give them a new attempt."
@@ -168,14 +171,14 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from batchgen.commands import report_batch
-    from batchgen.report import render_table
+    from batchgen.report import render_json, render_table
 
     report = report_batch(args.manifest, args.state)
     if args.format == "json":
-        print(redact(json.dumps(report, indent=2)))
+        print(redact(render_json(report)))
     else:
         print(redact(render_table(report)))
-    return 0 if args.exit_zero else int(jobs_exit_code(report["totals"]["by_status"]))
+    return 0 if args.exit_zero else int(jobs_exit_code(dict(report.totals.by_status)))
 
 
 def cmd_status(args: argparse.Namespace) -> int:

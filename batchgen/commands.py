@@ -4,7 +4,7 @@ Python users get the same behaviour without the CLI::
 
     from batchgen.commands import run_manifest
     result = run_manifest(Path("jobs/demo.yaml"), RunSettings(emulator=EmulatorChoice()))
-    print(result.exit_code, result.report["totals"])
+    print(result.exit_code, result.report.totals)
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from batchgen.outcome import RunOutcome, run_exit_code
 from batchgen.progress import ProgressDisplay
 from batchgen.recorder import EventRecorder
 from batchgen.redact import install_redaction
-from batchgen.report import build_report
+from batchgen.report import Report, report_from_store
 from batchgen.runner import run_batch
 from batchgen.store import StateStore
 
@@ -49,7 +49,7 @@ log = logging.getLogger("batchgen")
 
 @dataclass(frozen=True)
 class RunResult:
-    report: dict[str, Any]
+    report: Report
     outcome: RunOutcome
     exit_code: int
     state_path: Path
@@ -74,8 +74,8 @@ def run_manifest(path: Path, settings: RunSettings | None = None) -> RunResult:
         bus.subscribe(EventRecorder(store, {s.id: _key(manifest, s) for s in manifest.jobs}))
         with _progress(config, bus, len(manifest.jobs)):
             outcome = anyio.run(_run_async, manifest, store, config, bus, catcher)
-        report = build_report(manifest, store)
-        code = run_exit_code(outcome, report["totals"]["by_status"])
+        report = report_from_store(manifest, store)
+        code = run_exit_code(outcome, dict(report.totals.by_status))
         bus.emit(
             RunFinished(
                 stop_reasons=tuple(outcome.stop_reasons),
@@ -146,12 +146,12 @@ def _start_emulator(choice: EmulatorChoice, state_path: Path) -> Any:
     return running_emulator(cfg, host="127.0.0.1", port=0)
 
 
-def report_batch(path: Path, state_path: Path | None = None) -> dict[str, Any]:
+def report_batch(path: Path, state_path: Path | None = None) -> Report:
     """The report of a batch from its state database (read only; works during a run)."""
     manifest = load_manifest(path)
     state_path = state_path or default_state_path(manifest)
     with StateStore.open_readonly(state_path) as store:
-        return build_report(manifest, store)
+        return report_from_store(manifest, store)
 
 
 def plan_batch(

@@ -20,14 +20,46 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
+from enum import StrEnum
 
 from batchgen.contract import BASE_CREDITS
 from batchgen.models import JobSpec, JobStatus, Manifest
 
 FIRST_JOBS = 10
 PROMPT_EXCERPT_CHARS = 60
-IN_FLIGHT = frozenset({JobStatus.SUBMITTING, JobStatus.RUNNING, JobStatus.DOWNLOADING})
-CATEGORIES = ("new", "changed", "in flight", "done", "failed", "blocked")
+
+
+class Category(StrEnum):
+    """What a run would do with a job now (the module docstring says when each applies)."""
+
+    NEW = "new"  # not stored, or stored and nothing sent yet: submitted
+    CHANGED = "changed"  # stored with another request hash: a new version, submitted
+    IN_FLIGHT = "in flight"  # submitting, running or downloading: resumed
+    DONE = "done"  # succeeded: kept
+    FAILED = "failed"  # kept; only --retry-failed resends it
+    BLOCKED = "blocked"  # out of credits last time: resubmitted
+
+
+CATEGORIES = tuple(Category)
+# The category of an unchanged stored job, by its status.
+_BY_STATUS: Mapping[JobStatus, Category] = {
+    JobStatus.PENDING: Category.NEW,
+    JobStatus.SUBMITTING: Category.IN_FLIGHT,
+    JobStatus.RUNNING: Category.IN_FLIGHT,
+    JobStatus.DOWNLOADING: Category.IN_FLIGHT,
+    JobStatus.SUCCEEDED: Category.DONE,
+    JobStatus.FAILED: Category.FAILED,
+    JobStatus.BLOCKED: Category.BLOCKED,
+}
+TO_SUBMIT = frozenset({Category.NEW, Category.CHANGED, Category.BLOCKED})
+
+
+@dataclass(frozen=True)
+class _Verdict:
+    """A job's category, and whether a run may send it (and reserve credits for it)."""
+
+    category: Category
+    submits: bool
 
 
 @dataclass(frozen=True)
@@ -38,7 +70,7 @@ class PlanJob:
     prompt: str  # an excerpt
     params: tuple[tuple[str, str], ...]
     references: tuple[str, ...]  # file names or URLs
-    status: str | None = None  # one of CATEGORIES when a state was given
+    status: Category | None = None  # when a state was given
 
 
 @dataclass(frozen=True)
@@ -83,8 +115,12 @@ def make_plan(
 ) -> Plan:
     """The plan of ``manifest``; see the module docstring for how jobs are classified."""
     price = BASE_CREDITS if base_credits is None else base_credits
-    statuses = _classify(manifest.jobs, state) if state is not None else None
-    to_submit = len(manifest.jobs) if statuses is None else _to_submit(statuses)
+    verdicts = changes = None
+    to_submit = len(manifest.jobs)
+    if state is not None:
+        verdicts = _classify(manifest.jobs, state)
+        to_submit = sum(v.submits for v in verdicts)
+        changes = _changes(manifest.jobs, state, verdicts)
     files, total_bytes, urls = _reference_totals(manifest.jobs)
     return Plan(
         batch=manifest.batch,
@@ -98,55 +134,43 @@ def make_plan(
         reference_files=files,
         reference_bytes=total_bytes,
         reference_urls=urls,
-        first_jobs=_first_jobs(manifest.jobs[:first], statuses),
-        changes=_changes(manifest.jobs, state, statuses) if state is not None else None,
+        first_jobs=_first_jobs(manifest.jobs[:first], verdicts),
+        changes=changes,
     )
 
 
-def _classify(jobs: Iterable[JobSpec], state: Mapping[str, tuple[str, str]]) -> list[str]:
-    """Per job, its category, or the raw status for ``submitting`` (counted for credits)."""
+def _classify(jobs: Iterable[JobSpec], state: Mapping[str, tuple[str, str]]) -> list[_Verdict]:
+    """Per job, its category and whether a run would submit it."""
     out = []
     for job in jobs:
         stored = state.get(job.id)
-        out.append("new" if stored is None else _category(job, *stored))
+        out.append(_Verdict(Category.NEW, True) if stored is None else _verdict(job, *stored))
     return out
 
 
-def _category(job: JobSpec, stored_hash: str, stored_status: str) -> str:
+def _verdict(job: JobSpec, stored_hash: str, stored_status: str) -> _Verdict:
+    """A ``submitting`` job shows as in flight but counts as submitted: its create request may
+    not have reached the API, so its credits are part of the upper bound."""
     if stored_hash != job.request_hash:
-        return "changed"
-    status = JobStatus(stored_status)
-    if status is JobStatus.PENDING:
-        return "new"
-    if status is JobStatus.SUBMITTING:
-        return "submitting"
-    if status in IN_FLIGHT:
-        return "in flight"
-    return {"succeeded": "done", "failed": "failed", "blocked": "blocked"}[status.value]
-
-
-def _to_submit(statuses: list[str]) -> int:
-    counts = Counter(statuses)
-    return counts["new"] + counts["changed"] + counts["blocked"] + counts["submitting"]
-
-
-def _shown_status(status: str) -> str:
-    return "in flight" if status == "submitting" else status
+        return _Verdict(Category.CHANGED, True)
+    status = JobStatus(stored_status)  # ValueError for a status batchgen does not know
+    category = _BY_STATUS[status]
+    return _Verdict(category, category in TO_SUBMIT or status is JobStatus.SUBMITTING)
 
 
 def _changes(
-    jobs: tuple[JobSpec, ...], state: Mapping[str, tuple[str, str]], statuses: list[str] | None
+    jobs: tuple[JobSpec, ...], state: Mapping[str, tuple[str, str]], verdicts: list[_Verdict]
 ) -> PlanChanges:
-    counts = Counter(_shown_status(s) for s in statuses or ())
+    counts = Counter(v.category for v in verdicts)
     ids = {job.id for job in jobs}
     removed = tuple(sorted(job_id for job_id in state if job_id not in ids))
     return PlanChanges(
-        new=counts["new"],
-        changed=counts["changed"],
-        in_flight=counts["in flight"],
-        done=counts["done"],
-        failed=counts["failed"],
-        blocked=counts["blocked"],
+        new=counts[Category.NEW],
+        changed=counts[Category.CHANGED],
+        in_flight=counts[Category.IN_FLIGHT],
+        done=counts[Category.DONE],
+        failed=counts[Category.FAILED],
+        blocked=counts[Category.BLOCKED],
         removed=len(removed),
         removed_ids=removed,
     )
@@ -165,14 +189,14 @@ def _reference_totals(jobs: Iterable[JobSpec]) -> tuple[int, int, int]:
     return len(sizes), sum(sizes.values()), len(urls)
 
 
-def _first_jobs(jobs: tuple[JobSpec, ...], statuses: list[str] | None) -> tuple[PlanJob, ...]:
+def _first_jobs(jobs: tuple[JobSpec, ...], verdicts: list[_Verdict] | None) -> tuple[PlanJob, ...]:
     return tuple(
         PlanJob(
             id=job.id,
             prompt=excerpt(job.prompt),
             params=job.params,
             references=tuple(ref.name for ref in job.references),
-            status=_shown_status(statuses[i]) if statuses is not None else None,
+            status=verdicts[i].category if verdicts is not None else None,
         )
         for i, job in enumerate(jobs)
     )

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from batchgen.commands import RunSettings, run_manifest
+from batchgen.report import to_dict
 from bench import _support
 
 SERVER_RATE_PER_S = int(os.environ.get("BENCH_RATE_PER_S", "40"))
@@ -152,7 +153,7 @@ def one_run(server_rate: int, client_rate: float) -> dict[str, Any]:
     finally:
         proc.send_signal(signal.SIGINT)
         proc.communicate(timeout=30)
-    return summarise(server_rate, client_rate, wall_s, counts, result.report, sampler)
+    return summarise(server_rate, client_rate, wall_s, counts, to_dict(result.report), sampler)
 
 
 def summarise(

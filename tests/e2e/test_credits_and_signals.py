@@ -13,6 +13,7 @@ import pytest
 from batchgen.commands import RunSettings, run_manifest
 from batchgen.emulator import EmulatorConfig, EmulatorThread
 from batchgen.outcome import StopReason
+from batchgen.report import ReportStatus
 
 from .helpers import TIME_SCALE, batchgen_cmd, env_for, job_count, tasks_per_job, write_manifest
 
@@ -48,20 +49,20 @@ def test_out_of_credits_blocks_then_resumes_after_topup(tmp_path: Path, mode: st
     manifest = write_manifest(tmp_path)
     with EmulatorThread(cfg) as emu:
         first = run_manifest(manifest, settings_for(emu, tmp_path / "s.db"))
-        by_status = first.report["totals"]["by_status"]
+        by_status = dict(first.report.totals.by_status)
         assert first.exit_code == 4
         assert StopReason.CREDITS in first.outcome.stop_reasons
         assert by_status == {"succeeded": 3, "blocked": 2}
-        blocked = [j for j in first.report["jobs"] if j["status"] == "blocked"]
-        assert all(j["error"]["code"] == "insufficient_credits" for j in blocked)
+        blocked = [j for j in first.report.jobs if j.status is ReportStatus.BLOCKED]
+        assert all(j.error is not None and j.error.code == "insufficient_credits" for j in blocked)
         emu.topup(1000)
         second = run_manifest(manifest, settings_for(emu, tmp_path / "s.db"))
         ledger = emu.ledger()
     assert second.exit_code == 0
-    assert second.report["totals"]["by_status"] == {"succeeded": job_count()}
+    assert dict(second.report.totals.by_status) == {"succeeded": job_count()}
     assert set(charged_tasks_per_job(ledger).values()) == {1}
     assert len(charged_tasks_per_job(ledger)) == job_count()
-    assert second.report["totals"]["final_credits"] == 90 * job_count()
+    assert second.report.totals.final_credits == 90 * job_count()
 
 
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 4)])
@@ -118,7 +119,7 @@ def test_long_outage_ends_resumable_and_fails_nothing(tmp_path: Path) -> None:
         down = run_manifest(manifest, RunSettings(**{**settings.__dict__, "retry": quick}))
         assert down.exit_code == 4
         assert down.outcome.unfinished == job_count()
-        assert "failed" not in down.report["totals"]["by_status"]
+        assert down.report.totals.count(ReportStatus.FAILED) == 0
         emu.set_switches(public_api_disabled=False)
         back = run_manifest(manifest, settings)
         ledger = emu.ledger()

@@ -13,6 +13,7 @@ from batchgen.config import RunConfig
 from batchgen.emulator import EmulatorConfig, EmulatorThread
 from batchgen.manifest import load_manifest
 from batchgen.models import JobStatus, job_key
+from batchgen.report import ReportStatus
 from batchgen.runner import Runner
 from batchgen.store import StateStore
 
@@ -97,9 +98,9 @@ def test_expired_result_urls_are_refreshed_on_resume(tmp_path: Path) -> None:
         )
         ledger = emu.ledger()
     assert result.exit_code == 0, result.report
-    job = next(j for j in result.report["jobs"] if j["id"] == spec.id)
-    assert job["status"] == "succeeded" and Path(job["outputs"][0]).stat().st_size > 0
-    assert job["result_urls"] != list(stale), "a fresh URL replaced the expired one"
+    job = next(j for j in result.report.jobs if j.id == spec.id)
+    assert job.status is ReportStatus.SUCCEEDED and Path(job.outputs[0]).stat().st_size > 0
+    assert job.result_urls != tuple(stale), "a fresh URL replaced the expired one"
     gone = [r for r in ledger["requests"] if r["status"] == 410]
     assert gone, "the stale URL really answered 410"
     assert set(tasks_per_job(ledger).values()) == {1}

@@ -15,6 +15,7 @@ from batchgen.config import RunConfig
 from batchgen.limits import RequestLimiter
 from batchgen.manifest import load_manifest
 from batchgen.polling import PollPolicy
+from batchgen.report import ReportStatus
 from batchgen.runner import run_batch
 from batchgen.store import StateStore
 
@@ -45,19 +46,19 @@ def test_full_run_downloads_every_video_and_records_credits(emulator_thread, tmp
     manifest = write_manifest(tmp_path)
     result = run_manifest(manifest, settings_for(emulator_thread, tmp_path / "s.db"))
     assert result.exit_code == 0
-    jobs = result.report["jobs"]
+    jobs = result.report.jobs
     assert len(jobs) == job_count()
     for job in jobs:
-        assert job["status"] == "succeeded"
-        assert job["final_credits"] == job["reserved_credits"] == 90
-        out = Path(job["outputs"][0])
-        assert out == tmp_path / "out" / f"{job['id']}.mp4"
+        assert job.status is ReportStatus.SUCCEEDED
+        assert job.final_credits == job.reserved_credits == 90
+        out = Path(job.outputs[0])
+        assert out == tmp_path / "out" / f"{job.id}.mp4"
         assert MP4_SIGNATURE in out.read_bytes()[:16]
-    assert {j["id"] for j in jobs} >= {"sneaker-16x9", "watch-9x16", "hero"}
+    assert {j.id for j in jobs} >= {"sneaker-16x9", "watch-9x16", "hero"}
     ledger = emulator_thread.ledger()
     assert set(tasks_per_job(ledger).values()) == {1}
     assert len(ledger["tasks"]) == job_count()
-    assert result.report["totals"]["final_credits"] == 90 * job_count()
+    assert result.report.totals.final_credits == 90 * job_count()
     assert not list((tmp_path / "out").glob("*.part")), "no temporary files left behind"
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from batchgen.manifest import load_manifest
-from batchgen.models import JobSpec, Location, Manifest, Reference
-from batchgen.plan import format_bytes, make_plan, plan_to_dict, render_plan
+from batchgen.models import JobSpec, JobStatus, Location, Manifest, Reference
+from batchgen.plan import Category, format_bytes, make_plan, plan_to_dict, render_plan
 
 REPO = Path(__file__).resolve().parents[2]
 PARAMS = (
@@ -115,3 +115,15 @@ def test_render_plan_shows_summary_and_table() -> None:
 def test_format_bytes() -> None:
     """Sizes read as bytes, KB or MB."""
     assert [format_bytes(n) for n in (5, 2048, 3 * 1024 * 1024)] == ["5 bytes", "2.0 KB", "3.0 MB"]
+
+
+@pytest.mark.parametrize("status", list(JobStatus))
+def test_every_stored_status_has_a_category(status: JobStatus) -> None:
+    """An unchanged stored job of any status gets a category; only submitting ones among the
+    in-flight jobs count toward the credits to reserve."""
+    job = _job("a")
+    plan = make_plan(_manifest(job), state={"a": (job.request_hash, status)}, base_credits=1)
+    category = plan.first_jobs[0].status
+    assert isinstance(category, Category)
+    submits = category in (Category.NEW, Category.BLOCKED) or status is JobStatus.SUBMITTING
+    assert plan.jobs_to_submit == int(submits)
