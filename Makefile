@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 BG     := $(VENV)/bin/batchgen
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test test-fast lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,10 @@ demo: install
 ## Run the test suite. pytest exits 5 when it collects nothing, which fails this target.
 test: install
 	$(PY) -m pytest
+
+## The edit-test loop: everything but the tests marked slow (crash, signal and long runs).
+test-fast: install
+	$(PY) -m pytest -m "not slow"
 
 lint: install
 	$(VENV)/bin/ruff check batchgen tests bench

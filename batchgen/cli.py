@@ -280,7 +280,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_run(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+def _add_run(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
     p = sub.add_parser(
         "run",
         parents=[common],
@@ -336,7 +338,9 @@ def _add_run(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.set_defaults(func=cmd_run)
 
 
-def _add_simple(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+def _add_simple(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
     p = sub.add_parser(
         "validate",
         parents=[common],
@@ -403,7 +407,9 @@ def _add_simple(sub: argparse._SubParsersAction, common: argparse.ArgumentParser
     p.set_defaults(func=cmd_schema)
 
 
-def _add_emulator(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+def _add_emulator(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
     p = sub.add_parser(
         "emulator",
         parents=[common],

@@ -224,11 +224,13 @@ class EmulatorThread:
 
     def topup(self, credits: int, account: str | None = None) -> int:
         """Add credits; returns the new balance."""
-        return self._call(_call_soon(self.emulator.topup, credits, account))
+        balance: int = self._call(_call_soon(self.emulator.topup, credits, account))
+        return balance
 
     def set_switches(self, **changes: Any) -> EmulatorConfig:
         """Flip switches at runtime."""
-        return self._call(_call_soon(self.emulator.set_switches, **changes))
+        config: EmulatorConfig = self._call(_call_soon(self.emulator.set_switches, **changes))
+        return config
 
     def restart(self, downtime_s: float = 0.0) -> None:
         """Restart the server (connections drop, state is kept)."""

@@ -50,7 +50,7 @@ def task_rng(seed: int, account: str, identity: str) -> random.Random:
 
 def median_run_s(params: dict[str, str]) -> float:
     """Median processing seconds at time scale 1 for these (string) params."""
-    seconds = BASE_RUN_S * (int(params.get("duration", "5")) / 5) ** 0.85
+    seconds: float = BASE_RUN_S * (int(params.get("duration", "5")) / 5) ** 0.85
     if params.get("mode", "pro") == "pro":
         seconds *= PRO_FACTOR
     if params.get("multi_shots") == "true":
