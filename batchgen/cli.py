@@ -182,10 +182,15 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from batchgen.commands import report_batch
+    from batchgen.commands import status_batch
     from batchgen.report import render_totals
 
-    print(redact(render_totals(report_batch(args.manifest, args.state))))
+    status = status_batch(args.manifest, args.state)
+    lines = [render_totals(status.report)]
+    if status.events:
+        lines.append("latest events:")
+        lines += [f"  {e.at}  {e.kind}: {e.detail}" for e in status.events]
+    print(redact("\n".join(lines)))
     return 0
 
 

@@ -42,7 +42,7 @@ from batchgen.recorder import EventRecorder
 from batchgen.redact import install_redaction
 from batchgen.report import Report, report_from_store
 from batchgen.runner import run_batch
-from batchgen.store import StateStore
+from batchgen.store import StateStore, StoredEvent
 
 log = logging.getLogger("batchgen")
 
@@ -152,6 +152,22 @@ def report_batch(path: Path, state_path: Path | None = None) -> Report:
     state_path = state_path or default_state_path(manifest)
     with StateStore.open_readonly(state_path) as store:
         return report_from_store(manifest, store)
+
+
+@dataclass(frozen=True)
+class BatchStatus:
+    """``batchgen status``: the report, and the latest notable events of the batch's runs."""
+
+    report: Report
+    events: tuple[StoredEvent, ...]
+
+
+def status_batch(path: Path, state_path: Path | None = None, *, events: int = 5) -> BatchStatus:
+    """The report and the ``events`` table's latest rows (read only; works during a run)."""
+    manifest = load_manifest(path)
+    state_path = state_path or default_state_path(manifest)
+    with StateStore.open_readonly(state_path) as store:
+        return BatchStatus(report_from_store(manifest, store), store.recent_events(events))
 
 
 def plan_batch(

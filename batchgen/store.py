@@ -117,6 +117,15 @@ class JobRow:
 
 
 @dataclass(frozen=True)
+class StoredEvent:
+    """A row of the ``events`` table: when, what kind, and what happened."""
+
+    at: str
+    kind: str
+    detail: str
+
+
+@dataclass(frozen=True)
 class UploadRow:
     """A reference already uploaded in this batch, reusable until ``expires_at``."""
 
@@ -646,6 +655,17 @@ class StateStore:
         self.db.execute(
             "INSERT INTO events (at, job_key, kind, detail) VALUES (?, ?, ?, ?)",
             [_now(), key, kind, detail[:2000]],
+        )
+
+    def recent_events(self, limit: int = 5) -> tuple[StoredEvent, ...]:
+        """The latest rows of the ``events`` table, newest first, with the job's id."""
+        sql = (
+            "SELECT e.at, e.kind, e.detail, j.job_id FROM events e "
+            "LEFT JOIN jobs j ON j.job_key = e.job_key ORDER BY e.id DESC LIMIT ?"
+        )
+        return tuple(
+            StoredEvent(at=at, kind=kind, detail=(f"{job_id}: " if job_id else "") + detail)
+            for at, kind, detail, job_id in self.db.execute(sql, [limit]).fetchall()
         )
 
     def events(self, limit: int = 1000) -> list[dict[str, Any]]:
