@@ -21,7 +21,6 @@ closes it restores Python's default handler, so a second Ctrl-C during shutdown 
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import signal
@@ -43,7 +42,7 @@ class SignalCatcher:
     def __init__(self) -> None:
         self.received: list[int] = []
         self._listener: Listener | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop: Any = None  # the run's asyncio loop while it listens
         self._previous: dict[int, Any] = {}
 
     @property
@@ -65,6 +64,8 @@ class SignalCatcher:
     def listening(self, listener: Listener) -> Iterator[None]:
         """While inside, signals go to ``listener`` on the running event loop. A signal that
         arrived before is delivered at once."""
+        import asyncio  # here, not at the top: the CLI installs the catcher before loading it
+
         self._loop, self._listener = asyncio.get_running_loop(), listener
         try:
             if self.received:
