@@ -44,7 +44,7 @@ from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
-from batchgen.models import RemoteTask, parse_timestamp
+from batchgen.models import RemoteStatus, RemoteTask, parse_timestamp
 
 WINDOW = 200  # observations kept per kind, and queue waits kept for the batch (most recent)
 KIND_PRIOR_WEIGHT = 3.0  # a kind's own centre outweighs the batch's guess from this many runs
@@ -167,11 +167,11 @@ class PollTrack:
         """This track after a poll, ``elapsed_s`` after submit, answered ``task``."""
         changed = _stamp_offset(task)
         track = replace(self, polls=self.polls + 1)
-        if task.status == "queued":
+        if task.status is RemoteStatus.QUEUED:
             return replace(track, queued_s=elapsed_s)
         if task.is_terminal:
             return replace(track, finished_s=changed)
-        if task.status == "processing":
+        if task.status is RemoteStatus.PROCESSING:
             if self.processing_seen_s is not None:  # the first sighting's start holds
                 return track
             return replace(track, processing_seen_s=elapsed_s, started_s=changed)
