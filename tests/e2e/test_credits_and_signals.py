@@ -65,6 +65,7 @@ def test_out_of_credits_blocks_then_resumes_after_topup(tmp_path: Path, mode: st
     assert second.report.totals.final_credits == 90 * job_count()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 4)])
 def test_signal_stops_cleanly_and_rerun_finishes(tmp_path: Path, signum: int, code: int) -> None:
     """SIGINT exits 130 and SIGTERM exits 4 with the state saved; the rerun finishes every job

@@ -121,6 +121,7 @@ async def test_cancelled_run_resumes_without_a_second_task(tmp_path) -> None:
     assert set(tasks_per_key(ledger).values()) == {1}
 
 
+@pytest.mark.slow
 def test_cli_run_prints_summary_and_report_json(emulator_thread, tmp_path) -> None:
     """`batchgen run` exits 0 with a summary; `report --format json` has the documented shape."""
     manifest = write_manifest(tmp_path)
@@ -190,6 +191,7 @@ def test_missing_key_is_a_clear_error(tmp_path) -> None:
     assert "RIVYA_API_KEY" in done.stderr and "--emulator" in done.stderr
 
 
+@pytest.mark.slow
 def test_api_key_never_reaches_state_logs_or_reports(emulator_thread, tmp_path) -> None:
     """With -vv logging, the key appears in no output, no state database and no report."""
     manifest = write_manifest(tmp_path)

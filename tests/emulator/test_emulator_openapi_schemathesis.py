@@ -25,6 +25,7 @@ def live_emulator() -> Iterator[EmulatorThread]:
 schema = schemathesis.openapi.from_dict(openapi.document("http://127.0.0.1"))
 
 
+@pytest.mark.slow
 @schema.parametrize()
 @settings(
     max_examples=MAX_EXAMPLES,
