@@ -394,20 +394,10 @@ class StateStore:
 
     # -- transitions ---------------------------------------------------------------------------
 
-    def _transition(
-        self,
-        key: str,
-        new: JobStatus,
-        *,
-        count_poll: bool = False,
-        first_only: Sequence[str] = (),
-        **fields: Any,
-    ) -> JobRow:
-        """One conditional UPDATE, refused unless the row is in a state allowed to move to
-        ``new``; returns the new row. ``count_poll`` adds one to ``polls`` in the same
-        statement; fields named in ``first_only`` keep a value already stored."""
+    def _transition(self, key: str, new: JobStatus, **kw: Any) -> JobRow:
+        """``_update`` in a transaction of its own."""
         with self._tx():
-            return self._update(key, new, count_poll=count_poll, first_only=first_only, **fields)
+            return self._update(key, new, **kw)
 
     def _update(
         self,
@@ -418,7 +408,10 @@ class StateStore:
         first_only: Sequence[str] = (),
         **fields: Any,
     ) -> JobRow:
-        """``_transition`` inside a transaction the caller holds."""
+        """One conditional UPDATE, refused unless the row is in a state allowed to move to
+        ``new``; returns the new row. ``count_poll`` adds one to ``polls`` in the same
+        statement; fields named in ``first_only`` keep a value already stored. The caller
+        holds the transaction."""
         allowed_from = _ALLOWED_FROM[new]
         values = {k: _encode(v) for k, v in fields.items()}
         values.update(status=new.value, updated_at=_now())
