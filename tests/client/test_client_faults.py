@@ -55,7 +55,7 @@ async def test_rate_limited_requests_are_retried_and_slow_the_limiter(make_emula
                 tg.start_soon(one)
         counts = requests_to(emu.ledger(), "GET", "/api/v1/credits")
     assert len(results) == 4 and counts[200] == 4 and counts[429] >= 1
-    assert limiter.rate_limited_count == counts[429] == c.stats.rate_limited
+    assert counts[429] == c.stats.rate_limited
     assert limiter.current_rate_per_s < 50
 
 
