@@ -23,9 +23,10 @@ Security decisions:
   and aiohttp drops the header on a redirect to another origin. Reference images fetched from
   http(s) URLs never get it, whatever their host.
 * A key over plain ``http://`` is refused (``ConfigError``) unless the host is loopback.
-* The key is never in a log line, an exception message or ``repr``: logs carry method, path,
-  status, requestId and attempt, never headers; messages from the server are scrubbed of it;
-  aiohttp errors that carry request headers (``ClientResponseError``) are not chained.
+* The key is never in a log line, an exception message, an event or ``repr``: logs carry
+  method, path, status, requestId and attempt, never headers; messages from the server are
+  scrubbed of it; aiohttp errors that carry request headers (``ClientResponseError``) are not
+  chained.
 * No cookies are kept (``DummyCookieJar``) and no proxy settings are read from the environment.
 """
 

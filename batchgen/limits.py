@@ -17,10 +17,11 @@ limit counts; result and file URLs that the API host serves beside them spend no
 Changing the rate of an ``AsyncLimiter`` is not public API (the rate lives in private slots that
 armed wake-up timers read), so a new rate is a new ``AsyncLimiter``, swapped in by the next
 ``acquire()``: at once after a cut, and after an increase once the rate has moved by more than
-``retune_share`` (so between changes aiolimiter paces many requests on its own). The new pacer
-starts as full as the old one can be shown to be (``refill`` of an empty bucket since the last
-grant, or since the end of a 429's pause): exact under load, where the bucket is empty after
-every grant, and on the safe side otherwise. Only public aiolimiter API is used: the
+``retune_share`` (1%: the pacer lags the AIMD rate by no more than that, and between changes
+aiolimiter paces many requests on its own). The new pacer starts as full as the old one can be
+shown to be (``refill`` of an empty bucket since the last grant, or since the end of a 429's
+pause): exact under load, where the bucket is empty after every grant, and on the safe side
+otherwise, so a swap never hands out a free token. Only public aiolimiter API is used: the
 constructor and ``acquire(amount)`` (to start a new pacer part full).
 
 A 429 that answers a request sent *before* the last decrease says nothing new about the current
@@ -115,7 +116,7 @@ class Aimd:
         bench/bench_ratelimit.py): each 429 costs a whole Retry-After pause, so probing is slow
         (configured/400 per second, a tenth of that at the refused rate) and cycles are long;
         at 2x the server's rate R this serves 0.93-0.95R with under 0.5% 429s in virtual time,
-        and about 0.9R with 0.05% 429s in the real-runner benchmark.
+        and 0.85-0.87R with 0.05-0.07% 429s in the real-runner benchmark.
         """
         return cls(
             ceiling_per_s=rate_per_s,
