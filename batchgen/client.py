@@ -1,10 +1,19 @@
 """``RivyaClient``: Rivya Public API v1 over one aiohttp session.
 
-Every request takes a token from the shared ``RequestLimiter`` first, is retried per the
-``RetryPolicy`` when it fails with a ``RETRYABLE`` error, and fails with the typed errors of
-``batchgen.errors`` (the contract's table lives in ``batchgen.wire.error_type``). A 429 feeds
-the limiter's AIMD, so all workers slow down together. Reading answers is ``batchgen.wire``'s
-job; this module does the I/O.
+Every request to the API's own endpoints (``/api/v1``) takes a token from the shared
+``RequestLimiter`` first; every request is retried per the ``RetryPolicy`` when it fails with a
+``RETRYABLE`` error, and fails with the typed errors of ``batchgen.errors`` (the contract's table
+lives in ``batchgen.wire.error_type``). Reading answers is ``batchgen.wire``'s job; this module
+does the I/O, all of it in one transport wrapper (``_exchange``) that JSON calls, downloads and
+reference fetches share.
+
+Each HTTP exchange is noted once (``_answered``): one ``RequestAnswered`` event (status None when
+no answer came), and ``client.stats`` counts those events and nothing else. A 429 is read once,
+by ``wire``, into ``RateLimitedError.retry_after_s``; noted once (one ``RateLimited`` event, one
+``limiter.on_rate_limited``: the rate is cut and every worker pauses until Retry-After); and
+waited for once: with a limiter, the retry loop adds no sleep of its own, since the next
+``acquire()`` waits out the shared pause; without one (or with no Retry-After to pause for),
+the retry loop sleeps its backoff, Retry-After as its floor. Each retry emits ``RequestRetried``.
 
 Security decisions:
 
@@ -14,9 +23,10 @@ Security decisions:
   and aiohttp drops the header on a redirect to another origin. Reference images fetched from
   http(s) URLs never get it, whatever their host.
 * A key over plain ``http://`` is refused (``ConfigError``) unless the host is loopback.
-* The key is never in a log line, an exception message or ``repr``: logs carry method, path,
-  status, requestId and attempt, never headers; messages from the server are scrubbed of it;
-  aiohttp errors that carry request headers (``ClientResponseError``) are not chained.
+* The key is never in a log line, an exception message, an event or ``repr``: logs carry
+  method, path, status, requestId and attempt, never headers; messages from the server are
+  scrubbed of it; aiohttp errors that carry request headers (``ClientResponseError``) are not
+  chained.
 * No cookies are kept (``DummyCookieJar``) and no proxy settings are read from the environment.
 """
 
@@ -41,13 +51,15 @@ from batchgen._version import __version__
 from batchgen.errors import (
     BatchgenError,
     ClientRequestError,
+    RateLimitedError,
     ResultExpiredError,
     TransportError,
     ValidationFailedError,
 )
+from batchgen.events import Event, EventBus, RateLimited, RequestAnswered, RequestRetried
 from batchgen.limits import RequestLimiter
 from batchgen.models import MODEL_ID, RemoteTask, UploadedFile
-from batchgen.retry import RetryPolicy, call_with_retry, parse_retry_after
+from batchgen.retry import RetryPolicy, call_with_retry
 from batchgen.wire import (
     ClientStats,
     check_api_key,
@@ -58,7 +70,6 @@ from batchgen.wire import (
     parse_task,
     parse_uploaded_file,
     result_gone,
-    server_now,
 )
 
 log = logging.getLogger("batchgen.client")
@@ -110,6 +121,7 @@ class RivyaClient:
         user_agent: str = DEFAULT_USER_AGENT,
         connection_limit: int = CONNECTION_LIMIT,
         max_reference_bytes: int = MAX_REFERENCE_BYTES,
+        events: EventBus | None = None,
     ) -> None:
         check_api_key(api_key)
         self._base = check_base_url(base_url, api_key)
@@ -121,7 +133,8 @@ class RivyaClient:
         self._connection_limit = connection_limit
         self._max_reference_bytes = max_reference_bytes
         self._session: aiohttp.ClientSession | None = None
-        self.stats = ClientStats()
+        self._events = events
+        self.stats = ClientStats()  # counts this client's request events (see _emit)
 
     def __repr__(self) -> str:
         key = "set" if self._api_key else "none"
@@ -230,11 +243,7 @@ class RivyaClient:
         """
         call = self._foreign_or_api_call("GET", url, endpoint=RESULT)
         dest = Path(dest)
-
-        async def once(attempt: int) -> int:
-            return await self._get_once(call, attempt, lambda resp: _stream_to_file(resp, dest))
-
-        return await self._retrying(call, once)
+        return await self._get(call, lambda resp: _stream_to_file(resp, dest))
 
     async def fetch_reference(self, url: str) -> bytes:
         """GET an http(s) reference image, never with the key, at most ``max_reference_bytes``
@@ -242,11 +251,7 @@ class RivyaClient:
         target = self._foreign_or_api_call("GET", url, endpoint=REFERENCE)
         call = replace(target, auth=False)
         cap = self._max_reference_bytes
-
-        async def once(attempt: int) -> bytes:
-            return await self._get_once(call, attempt, lambda resp: _read_capped(resp, call, cap))
-
-        return await self._retrying(call, once)
+        return await self._get(call, lambda resp: _read_capped(resp, call, cap))
 
     # ------------------------------------------------------------------ request plumbing
 
@@ -295,6 +300,11 @@ class RivyaClient:
     def _scrub(self, text: str) -> str:
         return text.replace(self._api_key, "[redacted]") if self._api_key else text
 
+    def _emit(self, event: Event) -> None:
+        self.stats.record(event)  # the one place the client's requests are counted
+        if self._events is not None:
+            self._events.emit(event)
+
     async def _retrying(self, call: _Call, attempt_fn: Callable[[int], Awaitable[T]]) -> T:
         attempts = 0
 
@@ -304,7 +314,6 @@ class RivyaClient:
             return await attempt_fn(attempts)
 
         def on_retry(attempt: int, exc: BaseException, delay_s: float) -> None:
-            self.stats.retries += 1
             log.debug(
                 "%s %s attempt %d failed (%s); retry in %.3fs",
                 call.method,
@@ -313,8 +322,20 @@ class RivyaClient:
                 type(exc).__name__,
                 delay_s,
             )
+            error = self._scrub(f"{type(exc).__name__}: {exc}")
+            self._emit(RequestRetried(call.endpoint, attempt, error, delay_s))
 
-        return await call_with_retry(once, self._retry, on_retry=on_retry)
+        def waited_elsewhere(exc: BaseException) -> float | None:
+            # A 429 with Retry-After on a budgeted call paused the shared limiter: the next
+            # attempt's acquire() waits that out, so the retry loop must not sleep it again.
+            limiter = self._limiter if call.budgeted else None
+            if limiter is None or not isinstance(exc, RateLimitedError):
+                return None
+            return None if exc.retry_after_s is None else limiter.paused_for_s
+
+        return await call_with_retry(
+            once, self._retry, on_retry=on_retry, waited_elsewhere=waited_elsewhere
+        )
 
     async def _json_call(
         self,
@@ -324,51 +345,83 @@ class RivyaClient:
         form: Callable[[], aiohttp.FormData] | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> _Answer:
+        async def read(resp: aiohttp.ClientResponse) -> _Answer:
+            return _Answer(resp.status, resp.headers, self._parse_json(call, await resp.read()))
+
         async def attempt(number: int) -> _Answer:
-            sent_at = await self._take_token(call)
-            kwargs: dict[str, Any] = {"headers": self._headers(call, headers)}
+            kwargs: dict[str, Any] = {"allow_redirects": False}
             if form is not None:
                 kwargs["data"] = form()  # a FormData is single-use: build one per attempt
             elif json_body is not None:
                 kwargs["json"] = json_body
-            status, answer_headers, body = await self._exchange(call, number, **kwargs)
-            if 200 <= status < 300:
-                self._note_answer(call, number, status, answer_headers, sent_at)
-                return _Answer(status, answer_headers, self._parse_json(call, body))
-            err = self._error(call, status, body, answer_headers)
-            self._note_answer(call, number, status, answer_headers, sent_at, err)
-            raise err
+            return await self._exchange(call, number, read, headers=headers, **kwargs)
+
+        return await self._retrying(call, attempt)
+
+    async def _get(
+        self, call: _Call, consume: Callable[[aiohttp.ClientResponse], Awaitable[T]]
+    ) -> T:
+        """A plain GET of a URL (a result or a reference), retried; ``consume`` reads its 2xx."""
+        # No total timeout: a big file may take long; a stalled socket may not.
+        timeout = aiohttp.ClientTimeout(sock_connect=self._timeout_s, sock_read=self._timeout_s)
+
+        async def attempt(number: int) -> T:
+            return await self._exchange(call, number, consume, timeout=timeout)
 
         return await self._retrying(call, attempt)
 
     async def _exchange(
-        self, call: _Call, attempt: int, **kwargs: Any
-    ) -> tuple[int, Mapping[str, str], bytes]:
-        """Send one request and read the whole body; aiohttp failures become TransportError."""
+        self,
+        call: _Call,
+        attempt: int,
+        consume: Callable[[aiohttp.ClientResponse], Awaitable[T]],
+        *,
+        headers: Mapping[str, str] | None = None,
+        **kwargs: Any,
+    ) -> T:
+        """One HTTP exchange, the only place a request is sent (JSON calls, downloads, references).
+
+        Takes a token (budgeted calls), sends, notes the answer once (``_answered``), raises a
+        non-2xx answer as its typed error and hands a 2xx one to ``consume``; aiohttp failures
+        (before or during the body) become ``TransportError``.
+        """
         session = self._session_or_fail()
+        sent_at = await self._take_token(call)
+        noted = False
         failure: TransportError | None = None
         try:
             async with session.request(
-                call.method, call.url, allow_redirects=False, **kwargs
+                call.method, call.url, headers=self._headers(call, headers), **kwargs
             ) as resp:
-                return resp.status, resp.headers, await resp.read()
+                if 200 <= resp.status < 300:
+                    noted = True
+                    self._answered(call, attempt, resp.status, resp.headers, sent_at)
+                    return await consume(resp)
+                err = self._refusal(call, resp.status, await resp.read(), resp.headers)
+                noted = True
+                self._answered(call, attempt, resp.status, resp.headers, sent_at, err)
+                raise err
         except aiohttp.ClientResponseError as exc:
             # Its repr holds the request headers (the key): do not chain it.
-            failure = self._transport_error(call, attempt, exc)
+            failure = self._transport_error(call, attempt, exc, answered=noted)
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise self._transport_error(call, attempt, exc) from exc
+            raise self._transport_error(call, attempt, exc, answered=noted) from exc
         raise failure  # outside the except block, so it carries no __context__ either
 
-    def _transport_error(self, call: _Call, attempt: int, exc: BaseException) -> TransportError:
-        self.stats.by_endpoint[(call.endpoint, None)] += 1
+    def _transport_error(
+        self, call: _Call, attempt: int, exc: BaseException, *, answered: bool
+    ) -> TransportError:
+        """The TransportError for an aiohttp failure; the exchange's note if nothing answered."""
         detail = str(exc) if not isinstance(exc, aiohttp.ClientResponseError) else exc.message
         what = type(exc).__name__ + (f": {detail}" if detail else "")
         if isinstance(exc, TimeoutError):
             what = f"no answer within {self._timeout_s:g}s"
         log.debug("%s %s -> no answer (%s) attempt=%d", call.method, call.url.path, what, attempt)
+        if not answered:  # a body cut after its status was noted is still one exchange
+            self._emit(RequestAnswered(call.endpoint, None))
         return TransportError(self._scrub(f"{call.endpoint}: {what}"))
 
-    def _note_answer(
+    def _answered(
         self,
         call: _Call,
         attempt: int,
@@ -377,8 +430,9 @@ class RivyaClient:
         sent_at: float | None,
         err: BaseException | None = None,
     ) -> None:
-        """Count, log (never headers) and feed the limiter one HTTP answer."""
-        self.stats.by_endpoint[(call.endpoint, status)] += 1
+        """Note one HTTP answer, once: log it (never headers), emit ``RequestAnswered``; a 429
+        cuts the limiter's rate and pauses it (budgeted calls) and emits ``RateLimited``; any
+        other answer to a budgeted call feeds the limiter's additive increase."""
         request_id = getattr(err, "request_id", None) or headers.get("X-Request-Id")
         log.debug(
             "%s %s -> %d requestId=%s attempt=%d",
@@ -388,15 +442,15 @@ class RivyaClient:
             request_id,
             attempt,
         )
-        if status == 429:
-            self.stats.rate_limited += 1
-        if self._limiter is None or not call.budgeted:
-            return
-        if status == 429:
-            wait = parse_retry_after(headers.get("Retry-After"), server_now(headers))
-            self._limiter.on_rate_limited(wait, sent_at=sent_at)
-        else:
-            self._limiter.on_success()
+        self._emit(RequestAnswered(call.endpoint, status, request_id))
+        limiter = self._limiter if call.budgeted else None
+        if isinstance(err, RateLimitedError):
+            if limiter is not None:
+                limiter.on_rate_limited(err.retry_after_s, sent_at=sent_at)
+            rate = limiter.current_rate_per_s if limiter is not None else None
+            self._emit(RateLimited(call.endpoint, err.retry_after_s, rate))
+        elif limiter is not None:
+            limiter.on_success()
 
     async def _take_token(self, call: _Call) -> float | None:
         if self._limiter is None or not call.budgeted:
@@ -424,38 +478,11 @@ class RivyaClient:
             body = body.replace(self._api_key.encode(), b"[redacted]")
         return error_from_answer(status, body, headers, endpoint=call.endpoint, scope=call.scope)
 
-    # ------------------------------------------------------------------ downloads
-
-    async def _get_once(
-        self,
-        call: _Call,
-        attempt: int,
-        consume: Callable[[aiohttp.ClientResponse], Awaitable[T]],
-    ) -> T:
-        """One plain GET of a URL (a result or a reference) whose 2xx body ``consume`` reads."""
-        session = self._session_or_fail()
-        sent_at = await self._take_token(call)
-        # No total timeout: a big file may take long; a stalled socket may not.
-        timeout = aiohttp.ClientTimeout(sock_connect=self._timeout_s, sock_read=self._timeout_s)
-        failure: TransportError | None = None
-        try:
-            async with session.get(call.url, headers=self._headers(call), timeout=timeout) as resp:
-                if resp.status >= 300:
-                    err = self._fetch_error(call, resp.status, await resp.read(), resp.headers)
-                    self._note_answer(call, attempt, resp.status, resp.headers, sent_at, err)
-                    raise err
-                self._note_answer(call, attempt, resp.status, resp.headers, sent_at)
-                return await consume(resp)
-        except aiohttp.ClientResponseError as exc:
-            failure = self._transport_error(call, attempt, exc)  # see _exchange: not chained
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise self._transport_error(call, attempt, exc) from exc
-        raise failure  # outside the except block, so it carries no __context__ either
-
-    def _fetch_error(
+    def _refusal(
         self, call: _Call, status: int, body: bytes, headers: Mapping[str, str]
     ) -> BatchgenError:
-        """Errors of a plain GET of a URL: expired results, unavailable references, else API."""
+        """The typed error of a non-2xx answer: an expired result, an unavailable reference or a
+        refusal from a foreign host (never AuthError & co), else the API's own (``_error``)."""
         where = str(call.url.with_query(None))
         refused = 400 <= status < 500 and status != 429
         foreign = call.url.origin() != self._base.origin()

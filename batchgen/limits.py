@@ -1,15 +1,28 @@
 """The one request budget shared by every API request (after florimondmanca/aiometer).
 
-``RequestLimiter(rate_per_s, burst)`` is a token bucket whose *rate adapts* (AIMD). The client
-spends a token on every request to the API's own endpoints (``/api/v1``: uploads, submits,
-polls, task refreshes), the ones the service's per-key limit counts; result and file URLs that
-the API host serves beside them spend none.
+``RequestLimiter(rate_per_s, burst)`` paces requests with ``aiolimiter.AsyncLimiter`` (a leaky
+bucket: ``AsyncLimiter(burst, burst / rate_per_s)`` allows ``burst`` at once and ``rate_per_s``
+sustained) and wraps two things around it that aiolimiter does not do: a rate that *adapts*
+(AIMD) and a *shared pause*. The client spends a token on every request to the API's own
+endpoints (``/api/v1``: uploads, submits, polls, task refreshes), the ones the service's per-key
+limit counts; result and file URLs that the API host serves beside them spend none.
 
-* ``acquire()`` waits for a token (and for any global pause), in FIFO order.
+* ``acquire()`` waits out any shared pause, then for the pacer's token, in FIFO order.
 * ``on_success()`` adds back a little rate (additive increase) toward the configured rate.
 * ``on_rate_limited(retry_after_s)`` halves the rate (multiplicative decrease, with a floor),
   empties the bucket so no burst follows, and pauses *every* caller until ``Retry-After`` has
-  passed, so all workers back off together.
+  passed, so all workers back off together. This pause is the only wait a 429 costs when a
+  limiter is in use: the client's retry loop does not sleep on top of it.
+
+Changing the rate of an ``AsyncLimiter`` is not public API (the rate lives in private slots that
+armed wake-up timers read), so a new rate is a new ``AsyncLimiter``, swapped in by the next
+``acquire()``: at once after a cut, and after an increase once the rate has moved by more than
+``retune_share`` (1%: the pacer lags the AIMD rate by no more than that, and between changes
+aiolimiter paces many requests on its own). The new pacer starts as full as the old one can be
+shown to be (``refill`` of an empty bucket since the last grant, or since the end of a 429's
+pause): exact under load, where the bucket is empty after every grant, and on the safe side
+otherwise, so a swap never hands out a free token. Only public aiolimiter API is used: the
+constructor and ``acquire(amount)`` (to start a new pacer part full).
 
 A 429 that answers a request sent *before* the last decrease says nothing new about the current
 rate (a burst of 429s from requests already in flight is one congestion signal, not many), so
@@ -31,21 +44,20 @@ just under its limit is exactly what it refuses. The configured burst is back on
 rate is forgotten. So a client configured at twice the server's limit settles just under it and
 meets few 429s.
 
-Why not ``aiolimiter.AsyncLimiter``: it can express rate and burst separately
-(``AsyncLimiter(burst, burst / rate)``), but its rate lives in private slots
-(``_rate_per_sec``) that are read by already-armed wake-up timers, so changing it at runtime is
-not supported API; it also has no way to pause all waiters until a deadline. The bucket below is
-small, and its maths are pure functions that are property-tested.
+Time is the running event loop's clock (``loop.time()``), the one aiolimiter's timers use, so
+the pause, the measured rate and the pacing agree; tests run the limiter on an event loop with
+a virtual clock. The AIMD and bucket maths are pure functions, property-tested.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import anyio
+from aiolimiter import AsyncLimiter
 
 _EPSILON = 1e-9
 
@@ -67,7 +79,8 @@ def refill(bucket: Bucket, now: float, rate_per_s: float, burst: int) -> Bucket:
 
 
 def wait_for_token(bucket: Bucket, rate_per_s: float) -> float:
-    """Seconds until the (already refilled) bucket holds one whole token (pure)."""
+    """Seconds until the (already refilled) bucket holds one whole token (pure): what the pacer
+    makes the next caller wait (the tests hold aiolimiter to it)."""
     missing = 1.0 - bucket.tokens
     if missing <= _EPSILON:  # float dust must not turn into a sleep too short to move a clock
         return 0.0
@@ -103,7 +116,7 @@ class Aimd:
         bench/bench_ratelimit.py): each 429 costs a whole Retry-After pause, so probing is slow
         (configured/400 per second, a tenth of that at the refused rate) and cycles are long;
         at 2x the server's rate R this serves 0.93-0.95R with under 0.5% 429s in virtual time,
-        and about 0.9R with 0.05% 429s in the real-runner benchmark.
+        and 0.85-0.87R with 0.05-0.07% 429s in the real-runner benchmark.
         """
         return cls(
             ceiling_per_s=rate_per_s,
@@ -176,6 +189,25 @@ def effective_burst(state: RateState, burst: int) -> int:
     return 1 if state.refused_per_s is not None else burst
 
 
+def loop_time() -> float:
+    """The running event loop's clock (aiolimiter's); ``time.monotonic`` outside a loop, which is
+    what asyncio's own loops use."""
+    try:
+        return asyncio.get_running_loop().time()
+    except RuntimeError:
+        return time.monotonic()
+
+
+async def new_pacer(rate_per_s: float, burst: int, tokens: float) -> AsyncLimiter:
+    """An ``AsyncLimiter`` granting ``burst`` at once and ``rate_per_s`` sustained, holding
+    ``tokens`` now (a fresh one holds ``burst``; aiolimiter counts used capacity, not tokens)."""
+    pacer = AsyncLimiter(burst, burst / rate_per_s)
+    used = burst - min(float(burst), max(0.0, tokens))
+    if used > 0:
+        await pacer.acquire(used)  # a fresh limiter has all its capacity: this never waits
+    return pacer
+
+
 class RequestLimiter:
     """Shared request budget: ``rate_per_s`` sustained, up to ``burst`` at once, AIMD on 429.
 
@@ -189,9 +221,8 @@ class RequestLimiter:
         burst: int = 1,
         *,
         aimd: Aimd | None = None,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], Awaitable[object]] = anyio.sleep,
         measure_window_s: float = 1.0,
+        retune_share: float = 0.01,
     ) -> None:
         if not rate_per_s > 0:
             raise ValueError("rate_per_s must be positive")
@@ -199,17 +230,20 @@ class RequestLimiter:
             raise ValueError("burst must be at least 1")
         self.configured_rate_per_s = float(rate_per_s)
         self.burst = burst
+        self.measure_window_s = measure_window_s
+        self.retune_share = retune_share
         self._aimd = aimd or Aimd.for_rate(rate_per_s)
-        self._clock = clock
-        self._sleep = sleep  # clock and sleep are injectable for virtual-time tests
         self._state = RateState(rate_per_s=float(rate_per_s))
-        self._bucket = Bucket(tokens=float(burst), at=clock())
-        self._paused_until = 0.0
+        self._pacer = AsyncLimiter(burst, burst / rate_per_s)  # starts full: the whole burst
+        self._paced = (float(rate_per_s), burst)  # the (rate, burst) the pacer was built with
+        self._must_swap = False  # a 429 cut the rate: the next acquire() builds an empty pacer
+        self._refill_from = float("-inf")  # tokens accrue from here: a 429's pause end
+        self._last_grant = float("-inf")
+        self._paused_until = float("-inf")
         self._last_decrease_at = float("-inf")
+        self._decreases = 0
         self._lock = anyio.Lock()
         self._grants: deque[float] = deque()  # grant times within the last measure_window_s
-        self.measure_window_s = measure_window_s
-        self.rate_limited_count = 0
 
     @property
     def current_rate_per_s(self) -> float:
@@ -219,7 +253,7 @@ class RequestLimiter:
     @property
     def paused_for_s(self) -> float:
         """Seconds left in the global pause a ``Retry-After`` imposed (0 when not paused)."""
-        return max(0.0, self._paused_until - self._clock())
+        return max(0.0, self._paused_until - loop_time())
 
     def __repr__(self) -> str:
         return (
@@ -228,56 +262,60 @@ class RequestLimiter:
         )
 
     async def acquire(self) -> float:
-        """Wait for a token (FIFO) and any global pause; return the grant time (``sent_at``)."""
+        """Wait out any pause, then for a token (FIFO); return the grant time (``sent_at``)."""
         async with self._lock:
             while True:
-                now = self._clock()
-                wait = self._wait_s(now)
-                if wait <= 0:
-                    self._bucket = replace(self._bucket, tokens=self._bucket.tokens - 1.0)
+                while (left := self._paused_until - loop_time()) > 0:
+                    await anyio.sleep(left)  # re-read: another 429 may extend the pause
+                await self._retune(loop_time())
+                decreases = self._decreases
+                await self._pacer.acquire()
+                now = loop_time()
+                if decreases == self._decreases and now >= self._paused_until:
+                    self._last_grant = now
                     self._grants.append(now)
                     self._measured_per_s(now)  # prunes the log: it holds one window at most
                     return now
-                # Recomputed after every sleep: a 429 or a rate change meanwhile applies at once.
-                await self._sleep(wait)
+                # A 429 came while this caller waited: its pause and its cut apply here too.
 
-    def _wait_s(self, now: float) -> float:
-        self._bucket = refill(self._bucket, now, self._state.rate_per_s, self._burst_now)
-        paused = self._paused_until - now
-        return max(paused, wait_for_token(self._bucket, self._state.rate_per_s))
-
-    @property
-    def _burst_now(self) -> int:
-        return effective_burst(self._state, self.burst)
+    async def _retune(self, now: float) -> None:
+        """Swap in a pacer at the current rate and burst, if they moved enough to matter."""
+        rate, burst = self._state.rate_per_s, effective_burst(self._state, self.burst)
+        paced_rate, paced_burst = self._paced
+        moved = abs(rate - paced_rate) > self.retune_share * paced_rate
+        if not (self._must_swap or moved or burst != paced_burst):
+            return
+        # The tokens the bucket can be shown to hold: refilled, at the slower of the two rates,
+        # from empty since the last grant (or since a 429's pause ended, whichever is later).
+        since = max(self._last_grant, self._refill_from)
+        empty = Bucket(tokens=0.0, at=min(since, now))
+        held = refill(empty, now, min(rate, paced_rate), burst).tokens
+        self._pacer = await new_pacer(rate, burst, held)
+        self._paced = (rate, burst)
+        self._must_swap = False
 
     def on_success(self) -> None:
         """A request got a non-429 answer: creep back toward the configured rate."""
-        self._settle()
         self._state = increased(self._state, self._aimd)
 
     def on_rate_limited(
         self, retry_after_s: float | None = None, *, sent_at: float | None = None
     ) -> None:
         """A request got 429: pause everyone until Retry-After; cut the rate once per episode."""
-        now = self._clock()
-        self.rate_limited_count += 1
+        now = loop_time()
         if retry_after_s is not None and retry_after_s > 0:
             self._paused_until = max(self._paused_until, now + retry_after_s)
-        stale = sent_at is not None and sent_at < self._last_decrease_at
-        if stale:
-            return
-        self._settle()
+        if sent_at is not None and sent_at < self._last_decrease_at:
+            return  # stale: sent before the last cut, so it says nothing about the new rate
         self._state = decreased(self._state, self._aimd, self._measured_per_s(now))
         # Empty the bucket, and let it refill only once the pause is over: no burst follows.
-        self._bucket = Bucket(tokens=min(0.0, self._bucket.tokens), at=max(now, self._paused_until))
+        self._refill_from = max(now, self._paused_until)
+        self._must_swap = True
         self._last_decrease_at = now
+        self._decreases += 1
 
     def _measured_per_s(self, now: float) -> float:
         """Requests granted per second over the last ``measure_window_s``."""
         while self._grants and self._grants[0] <= now - self.measure_window_s:
             self._grants.popleft()
         return len(self._grants) / self.measure_window_s
-
-    def _settle(self) -> None:
-        # Bring the bucket up to date at the old rate before the rate changes.
-        self._bucket = refill(self._bucket, self._clock(), self._state.rate_per_s, self._burst_now)

@@ -2,11 +2,16 @@
 
 Two layers, kept apart so the maths can be property-tested without a clock:
 
-* Pure: ``RetryPolicy.backoff_cap(attempt)`` (the exponential, capped ceiling),
+* Pure: ``RetryPolicy.backoff_cap(attempt)`` (the exponential, capped ceiling) and
   ``RetryPolicy.delay_for(attempt, error, rng)`` (the jittered delay, with the server's
-  ``Retry-After`` as a floor) and ``parse_retry_after(value, now)``.
+  ``Retry-After`` as a floor). The header itself is read once, by ``batchgen.wire``, into
+  ``RateLimitedError.retry_after_s``; this module only reads that typed value.
 * I/O: ``call_with_retry(fn, policy)`` runs ``fn`` until it returns, raises a non-retryable
   error, or the policy gives up.
+
+Each failure is waited for once. When something else already holds the next attempt back for
+that error (``waited_elsewhere``: the client's shared request budget pauses every worker for a
+429's ``Retry-After``), the loop does not sleep on top of it; otherwise it sleeps ``delay_for``.
 
 What is retried is decided by *type* only: ``batchgen.errors.RETRYABLE``. Everything else
 (validation, auth, conflicts, credits, ...) propagates unchanged on the first raise.
@@ -20,14 +25,12 @@ the last typed error (``.last``) for its code and ``requestId``.
 
 from __future__ import annotations
 
-import email.utils
 import logging
 import math
 import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Literal, Protocol, TypeVar
 
 import anyio
@@ -134,39 +137,12 @@ def retry_after_of(error: BaseException) -> float | None:
     return None
 
 
-def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP date (pure).
-
-    Returns None when the header is absent or unreadable (the caller then backs off on its own),
-    and never a negative number (a date in the past means "now").
-    """
-    if value is None:
-        return None
-    text = value.strip()
-    if not text:
-        return None
-    try:
-        seconds = float(text)
-    except ValueError:
-        return _seconds_until_http_date(text, now)
-    if math.isnan(seconds) or math.isinf(seconds):
-        return None
-    return max(0.0, seconds)
-
-
-def _seconds_until_http_date(text: str, now: datetime | None) -> float | None:
-    try:
-        when = email.utils.parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:  # RFC 9110 dates are GMT; "-0000" parses as naive
-        when = when.replace(tzinfo=UTC)
-    reference = now if now is not None else datetime.now(UTC)
-    return max(0.0, (when - reference).total_seconds())
-
-
 OnRetry = Callable[[int, BaseException, float], object]
-"""``on_retry(attempt_that_failed, error, delay_s)``, called before each sleep."""
+"""``on_retry(attempt_that_failed, error, delay_s)``, called before each wait."""
+
+WaitedElsewhere = Callable[[BaseException], float | None]
+"""``waited_elsewhere(error)``: the seconds something else (a shared pause) already makes the
+next attempt wait for ``error``, or None when the retry loop must wait for it itself."""
 
 
 async def call_with_retry(
@@ -174,6 +150,7 @@ async def call_with_retry(
     policy: RetryPolicy,
     *,
     on_retry: OnRetry | None = None,
+    waited_elsewhere: WaitedElsewhere | None = None,
     sleep: Callable[[float], Awaitable[object]] = anyio.sleep,
     rng: Rng | None = None,
     clock: Callable[[], float] = time.monotonic,
@@ -183,7 +160,9 @@ async def call_with_retry(
     ``fn`` is called afresh for every attempt, so it must rebuild anything single-use (a
     multipart body) and reuse anything that must stay the same (the idempotency key).
     Raises ``RetryExhaustedError(last=...)`` from the last error when the attempt cap is reached
-    or the next sleep would end past the deadline; any non-retryable error propagates as is.
+    or the next wait would end past the deadline; any non-retryable error propagates as is.
+    When ``waited_elsewhere(error)`` gives a wait, that wait counts toward the deadline but the
+    loop does not sleep it: the next ``fn()`` call waits it out (see the module docstring).
     """
     source: Rng = rng if rng is not None else random.Random()
     started = clock()
@@ -193,7 +172,9 @@ async def call_with_retry(
         try:
             return await fn()
         except RETRYABLE as exc:
+            shared = waited_elsewhere(exc) if waited_elsewhere is not None else None
             delay = policy.delay_for(attempt, exc, source, previous_s=previous)
+            delay = shared if shared is not None else delay
             _give_up_if_spent(policy, attempt, delay, clock() - started, exc)
             if on_retry is not None:
                 on_retry(attempt, exc, delay)  # the caller logs with its own context
@@ -201,7 +182,8 @@ async def call_with_retry(
                 log.debug(
                     "attempt %d failed (%s); retry in %.3fs", attempt, type(exc).__name__, delay
                 )
-        await sleep(delay)
+        if shared is None:
+            await sleep(delay)
         previous = delay
         attempt += 1
 

@@ -5,19 +5,24 @@ aiohttp, no logging. ``batchgen.client`` does the I/O and calls these to read wh
 
 * ``error_type(status, code)`` is the contract's table of HTTP status and ``error.code`` to the
   typed errors of ``batchgen.errors``; ``error_from_answer`` builds the whole error from an answer.
+  A 429's ``Retry-After`` (seconds or an HTTP date) is read here and only here
+  (``parse_retry_after``), into ``RateLimitedError.retry_after_s``: the client, the limiter and
+  the retry policy read that typed value, never the header.
 * ``parse_task`` and ``parse_uploaded_file`` read the objects of 2xx answers, tolerating nulls.
 * ``check_base_url`` and ``check_api_key`` decide whether the key may travel to a base URL.
-* ``ClientStats`` counts requests by endpoint and status, shaped like the emulator ledger.
+* ``ClientStats`` counts the client's request events (``batchgen.events``) by endpoint and
+  status, shaped like the emulator ledger.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import json
+import math
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -38,8 +43,8 @@ from batchgen.errors import (
     TransportError,
     ValidationFailedError,
 )
+from batchgen.events import Event, RateLimited, RequestAnswered, RequestRetried
 from batchgen.models import RemoteStatus, RemoteTask, UploadedFile
-from batchgen.retry import parse_retry_after
 
 SCOPES = (
     "models:read",
@@ -218,6 +223,37 @@ def server_now(headers: Mapping[str, str]) -> datetime | None:
         return None
 
 
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP date (pure).
+
+    Returns None when the header is absent or unreadable (the caller then backs off on its own),
+    and never a negative number (a date in the past means "now").
+    """
+    if value is None:
+        return None
+    text = value.strip()
+    if not text:
+        return None
+    try:
+        seconds = float(text)
+    except ValueError:
+        return _seconds_until_http_date(text, now)
+    if math.isnan(seconds) or math.isinf(seconds):
+        return None
+    return max(0.0, seconds)
+
+
+def _seconds_until_http_date(text: str, now: datetime | None) -> float | None:
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:  # RFC 9110 dates are GMT; "-0000" parses as naive
+        when = when.replace(tzinfo=UTC)
+    reference = now if now is not None else datetime.now(UTC)
+    return max(0.0, (when - reference).total_seconds())
+
+
 # --------------------------------------------------------------------------- task and file objects
 
 
@@ -298,11 +334,23 @@ def result_gone(status: int, *, foreign: bool) -> bool:
 
 @dataclass
 class ClientStats:
-    """Requests by (endpoint, HTTP status; None = no answer), 429s and retries, per client."""
+    """Requests by (endpoint, HTTP status; None = no answer), 429s and retries, per client.
+
+    Counted from the client's events, in ``record`` and nowhere else.
+    """
 
     by_endpoint: Counter[tuple[str, int | None]] = field(default_factory=Counter)
     rate_limited: int = 0
     retries: int = 0
+
+    def record(self, event: Event) -> None:
+        """Count one request event (others are ignored): usable as an ``EventBus`` subscriber."""
+        if isinstance(event, RequestAnswered):
+            self.by_endpoint[(event.endpoint, event.status)] += 1
+        elif isinstance(event, RateLimited):
+            self.rate_limited += 1
+        elif isinstance(event, RequestRetried):
+            self.retries += 1
 
     @property
     def requests(self) -> int:

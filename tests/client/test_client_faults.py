@@ -7,6 +7,7 @@ import pytest
 from client_support import NO_RETRY, generation_body, requests_to
 
 from batchgen.errors import RateLimitedError, RetryExhaustedError, TransportError
+from batchgen.events import Event, EventBus, RateLimited
 from batchgen.limits import RequestLimiter
 from batchgen.retry import RetryPolicy
 
@@ -44,7 +45,12 @@ async def test_rate_limited_requests_are_retried_and_slow_the_limiter(make_emula
     """429s are retried after Retry-After until every call succeeds, and the limiter slows down."""
     limiter = RequestLimiter(50, burst=10)
     switches = {"rate_limit_per_s": 4.0, "rate_limit_window_s": 0.5}
-    async with make_emulator(**switches) as emu, make_client(emu, limiter=limiter) as c:
+    limited: list[Event] = []
+    bus = EventBus(lambda e: limited.append(e) if isinstance(e, RateLimited) else None)
+    async with (
+        make_emulator(**switches) as emu,
+        make_client(emu, limiter=limiter, events=bus) as c,
+    ):
         results: list[int] = []
 
         async def one() -> None:
@@ -55,7 +61,7 @@ async def test_rate_limited_requests_are_retried_and_slow_the_limiter(make_emula
                 tg.start_soon(one)
         counts = requests_to(emu.ledger(), "GET", "/api/v1/credits")
     assert len(results) == 4 and counts[200] == 4 and counts[429] >= 1
-    assert limiter.rate_limited_count == counts[429] == c.stats.rate_limited
+    assert counts[429] == c.stats.rate_limited == len(limited)
     assert limiter.current_rate_per_s < 50
 
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 
 import pytest
 from hypothesis import given
@@ -32,6 +33,7 @@ from batchgen.wire import (
     error_type,
     is_loopback_host,
     parse_envelope,
+    parse_retry_after,
     parse_task,
     parse_uploaded_file,
 )
@@ -240,3 +242,34 @@ def test_repr_hides_the_key() -> None:
     client = RivyaClient("https://rivya.ai", "rvya_sk_very_secret")
     assert "rvya_sk_very_secret" not in repr(client) and "<set>" in repr(client)
     assert "very_secret" not in str(vars(client).get("stats"))
+
+
+# ------------------------------------------------------------------ Retry-After, read once here
+
+
+@given(st.integers(0, 10**6))
+def test_retry_after_seconds(seconds: int) -> None:
+    """Retry-After in delta-seconds parses to that many seconds."""
+    assert parse_retry_after(str(seconds)) == seconds
+    assert parse_retry_after(f" {seconds} ") == seconds
+
+
+@given(st.integers(0, 86_400))
+def test_retry_after_http_date(seconds: int) -> None:
+    """Retry-After as an HTTP date parses to the seconds between 'now' and that date."""
+    now = datetime(2026, 5, 11, 12, 0, 0, tzinfo=UTC)
+    header = format_datetime(now + timedelta(seconds=seconds), usegmt=True)
+    assert parse_retry_after(header, now) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize("value", [None, "", "soon", "nan", "inf", "Mon, 99 Foo 2026 xx:yy:zz GMT"])
+def test_retry_after_unreadable(value: str | None) -> None:
+    """A missing or unreadable Retry-After yields None, so the caller backs off on its own."""
+    assert parse_retry_after(value) is None
+
+
+def test_retry_after_never_negative() -> None:
+    """A negative delta or a date in the past means 'retry now', never a negative wait."""
+    now = datetime(2026, 5, 11, tzinfo=UTC)
+    assert parse_retry_after("-5") == 0
+    assert parse_retry_after(format_datetime(now - timedelta(hours=1), usegmt=True), now) == 0

@@ -10,6 +10,7 @@ from client_support import NO_RETRY, generation_body
 
 from batchgen.client import RivyaClient
 from batchgen.errors import BatchgenError, ConfigError
+from batchgen.events import Event, EventBus
 from batchgen.retry import RetryPolicy
 
 SECRET = "rvya_sk_TOP_SECRET_0123456789abcdef"
@@ -63,15 +64,17 @@ async def failures(c: RivyaClient, emu, tmp_path: Path) -> list[BaseException]:
 
 @pytest.mark.anyio
 async def test_key_never_in_logs_or_errors(make_emulator, make_client, caplog, tmp_path: Path):
-    """Across errors of every kind, the key appears in no exception (nor its chain) and no log
-    record, while the DEBUG log still carries method, path, status, requestId and attempt."""
+    """Across errors of every kind, the key appears in no exception (nor its chain), no log
+    record and no event, while the DEBUG log still carries method, path, status, requestId and
+    attempt."""
     from batchgen.emulator import ApiKey
 
     caplog.set_level(logging.DEBUG)
     policy = RetryPolicy(max_attempts=2, base_delay_s=0.001, max_delay_s=0.01)
+    seen: list[Event] = []
     async with (
         make_emulator(keys=(ApiKey(SECRET),)) as emu,
-        make_client(emu, retry=policy) as c,
+        make_client(emu, retry=policy, events=EventBus(seen.append)) as c,
     ):
         caught = await failures(c, emu, tmp_path)
         assert SECRET not in repr(c) and SECRET not in str(c.stats.as_dict())
@@ -79,6 +82,7 @@ async def test_key_never_in_logs_or_errors(make_emulator, make_client, caplog, t
     for exc in caught:
         assert SECRET not in texts(exc)
     assert SECRET not in caplog.text
+    assert len(seen) > len(caught) and SECRET not in repr(seen)
     assert all(SECRET not in str(r.args) for r in caplog.records)
     assert "Bearer" not in caplog.text
     client_lines = [r.getMessage() for r in caplog.records if r.name == "batchgen.client"]

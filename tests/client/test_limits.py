@@ -154,18 +154,44 @@ def test_limiter_rejects_nonsense() -> None:
         RequestLimiter(1, burst=0)
 
 
-class VirtualTime:
-    """A clock that moves only when the limiter sleeps, so timing is exact and instant."""
+# ------------------------------------------------------------------ the limiter, virtual time
+
+
+class _VirtualSelector(selectors.DefaultSelector):
+    """Never blocks: waiting ``timeout`` seconds for I/O just moves the virtual clock.
+
+    Every turn of the loop moves it at least ``TICK_S``, as a real clock does: aiolimiter's
+    float arithmetic can leave a level a hair above capacity and arm a timer for "now", which
+    a clock that stood still would fire forever.
+    """
+
+    TICK_S = 1e-9
 
     def __init__(self) -> None:
+        super().__init__()
         self.now = 0.0
 
-    def clock(self) -> float:
-        return self.now
+    def select(self, timeout: float | None = None) -> list[Any]:
+        if timeout is None:
+            raise AssertionError("every task is waiting for nothing: deadlock")
+        self.now += max(self.TICK_S, timeout)
+        return super().select(0)
 
-    async def sleep(self, seconds: float) -> None:
-        self.now += seconds
-        await anyio.lowlevel.checkpoint()
+
+def run_in_virtual_time(coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` on an asyncio loop whose clock (``loop.time()``, the one the limiter and
+    aiolimiter read) starts at 0 and moves only when every task waits: exact and instant."""
+    selector = _VirtualSelector()
+    loop = asyncio.SelectorEventLoop(selector)
+    loop.time = lambda: selector.now  # type: ignore[method-assign]
+    try:
+        return loop.run_until_complete(coro)
+    finally:
+        loop.close()
+
+
+def now() -> float:
+    return asyncio.get_running_loop().time()
 
 
 class SlidingWindowServer:
@@ -189,88 +215,162 @@ class SlidingWindowServer:
         return None
 
 
-@pytest.mark.anyio
-async def test_burst_then_rate() -> None:
+def test_burst_then_rate() -> None:
     """A fresh limiter grants `burst` requests at once, then one every 1/rate seconds."""
-    vt = VirtualTime()
-    limiter = RequestLimiter(4, burst=3, clock=vt.clock, sleep=vt.sleep)
-    grants = [await limiter.acquire() for _ in range(7)]
-    assert grants[:3] == [0, 0, 0]
-    assert grants[3:] == pytest.approx([0.25, 0.5, 0.75, 1.0])
+
+    async def main() -> list[float]:
+        limiter = RequestLimiter(4, burst=3)
+        return [await limiter.acquire() for _ in range(7)]
+
+    grants = run_in_virtual_time(main())
+    assert grants == pytest.approx([0, 0, 0, 0.25, 0.5, 0.75, 1.0], abs=1e-6)
 
 
-@pytest.mark.anyio
-async def test_rate_limited_pauses_every_caller_and_halves_the_rate() -> None:
+def test_rate_limited_pauses_every_caller_and_halves_the_rate() -> None:
     """A 429 with Retry-After holds every waiting caller until it has passed, at half the rate."""
-    vt = VirtualTime()
-    limiter = RequestLimiter(10, burst=5, clock=vt.clock, sleep=vt.sleep)
-    sent = [await limiter.acquire() for _ in range(10)]  # 10 in the last second: at full rate
-    limiter.on_rate_limited(2.0, sent_at=sent[-1])
-    assert limiter.current_rate_per_s == 5
-    assert limiter.paused_for_s == 2.0
-    start = vt.now
-    grants: list[float] = []
 
-    async def worker() -> None:
-        grants.append(await limiter.acquire())
+    async def main() -> list[float]:
+        limiter = RequestLimiter(10, burst=5)
+        sent = [await limiter.acquire() for _ in range(10)]  # 10 in the last second: full rate
+        limiter.on_rate_limited(2.0, sent_at=sent[-1])
+        assert limiter.current_rate_per_s == 5
+        assert limiter.paused_for_s == 2.0
+        start = now()
+        grants: list[float] = []
 
-    async with anyio.create_task_group() as tg:
-        for _ in range(4):
-            tg.start_soon(worker)
-    offsets = sorted(g - start for g in grants)
-    assert offsets == pytest.approx([2.2, 2.4, 2.6, 2.8])  # nobody in the pause, no burst after
+        async def worker() -> None:
+            grants.append(await limiter.acquire() - start)
+
+        async with anyio.create_task_group() as tg:
+            for _ in range(4):
+                tg.start_soon(worker)
+        return sorted(grants)
+
+    # Nobody in the pause, and no burst after it: the new pacer starts empty at the pause's end.
+    assert run_in_virtual_time(main()) == pytest.approx([2.2, 2.4, 2.6, 2.8])
 
 
-@pytest.mark.anyio
-async def test_first_429_cuts_from_the_measured_rate() -> None:
+def test_a_429_while_waiting_for_a_token_applies_to_that_caller() -> None:
+    """A caller already waiting inside the pacer when a 429 arrives waits out its pause too."""
+
+    async def main() -> float:
+        limiter = RequestLimiter(1, burst=1)
+        await limiter.acquire()  # the bucket is empty: the next token comes at t=1
+        async with anyio.create_task_group() as tg:
+            waited: list[float] = []
+
+            async def waiter() -> None:
+                waited.append(await limiter.acquire())
+
+            tg.start_soon(waiter)
+            await asyncio.sleep(0.5)
+            limiter.on_rate_limited(3.0, sent_at=0.0)  # pause until 3.5, rate cut to 0.5/s
+        return waited[0]
+
+    assert run_in_virtual_time(main()) == pytest.approx(3.5 + 2.0)
+
+
+def test_first_429_cuts_from_the_measured_rate() -> None:
     """A limiter configured far above what it really sends cuts from what it sent, not from its
     configured rate, so it does not halve its way down one 429 at a time."""
-    vt = VirtualTime()
-    limiter = RequestLimiter(100, burst=1, clock=vt.clock, sleep=vt.sleep)
-    sent_at = 0.0
-    for _ in range(10):  # ten requests, one every 0.1 s: 10 per second, far below 100
-        sent_at = await limiter.acquire()
-        vt.now += 0.1
-    limiter.on_rate_limited(None, sent_at=sent_at)
-    assert limiter.current_rate_per_s == pytest.approx(5)
+
+    async def main() -> float:
+        limiter = RequestLimiter(100, burst=1)
+        sent_at = 0.0
+        for i in range(10):  # ten requests, one every 0.1 s: 10 per second, far below 100
+            await asyncio.sleep(0.1 if i else 0.0)
+            sent_at = await limiter.acquire()
+        limiter.on_rate_limited(None, sent_at=sent_at)
+        return limiter.current_rate_per_s
+
+    assert run_in_virtual_time(main()) == pytest.approx(5)
 
 
-@pytest.mark.anyio
-async def test_stale_429s_cut_the_rate_once() -> None:
+def test_stale_429s_cut_the_rate_once() -> None:
     """429s for requests sent before the last cut extend the pause but do not cut the rate again."""
-    vt = VirtualTime()
-    limiter = RequestLimiter(8, burst=8, clock=vt.clock, sleep=vt.sleep)
-    in_flight = [await limiter.acquire() for _ in range(8)]
-    vt.now += 0.01
-    for sent_at in in_flight:
-        limiter.on_rate_limited(1.0, sent_at=sent_at)
-    assert limiter.current_rate_per_s == 4
-    assert limiter.rate_limited_count == 8
-    fresh = await limiter.acquire()
-    limiter.on_rate_limited(None, sent_at=fresh)
-    assert limiter.current_rate_per_s < 4
+
+    async def main() -> None:
+        limiter = RequestLimiter(8, burst=8)
+        in_flight = [await limiter.acquire() for _ in range(8)]
+        await asyncio.sleep(0.01)
+        for sent_at in in_flight:
+            limiter.on_rate_limited(1.0, sent_at=sent_at)
+        assert limiter.current_rate_per_s == 4
+        fresh = await limiter.acquire()
+        limiter.on_rate_limited(None, sent_at=fresh)
+        assert limiter.current_rate_per_s < 4
+
+    run_in_virtual_time(main())
 
 
-@pytest.mark.anyio
-async def test_after_a_429_requests_go_evenly_spaced_until_the_refusal_is_forgotten() -> None:
+def test_after_a_429_requests_go_evenly_spaced_until_the_refusal_is_forgotten() -> None:
     """Once refused, a quiet spell no longer buys a burst: grants come one every 1/rate seconds;
     once the rate is well past the refused one (the limit moved), the configured burst is back."""
-    vt = VirtualTime()
-    limiter = RequestLimiter(20, burst=5, clock=vt.clock, sleep=vt.sleep)
-    sent_at = 0.0
-    for _ in range(10):  # 10 per second: refused there, the rate drops to 5
-        sent_at = await limiter.acquire()
-        vt.now += 0.1
-    limiter.on_rate_limited(1.0, sent_at=sent_at)
-    vt.now += 5.0  # a quiet spell far longer than the pause
-    start = vt.now
-    grants = [await limiter.acquire() - start for _ in range(3)]
-    assert grants == pytest.approx([0.0, 0.2, 0.4])  # 5 per second, no burst of 5
-    while limiter.current_rate_per_s < 12:  # successes carry it past 1.1x the refused rate
-        limiter.on_success()
-    vt.now += 5.0
-    start = vt.now
-    assert [await limiter.acquire() - start for _ in range(5)] == [0.0] * 5
+
+    async def main() -> None:
+        limiter = RequestLimiter(20, burst=5)
+        sent_at = 0.0
+        for i in range(10):  # 10 per second: refused there, the rate drops to 5
+            await asyncio.sleep(0.1 if i else 0.0)
+            sent_at = await limiter.acquire()
+        limiter.on_rate_limited(1.0, sent_at=sent_at)
+        await asyncio.sleep(5.0)  # a quiet spell far longer than the pause
+        start = now()
+        grants = [await limiter.acquire() - start for _ in range(3)]
+        assert grants == pytest.approx([0.0, 0.2, 0.4], abs=1e-6)  # 5 per second, no burst
+        while limiter.current_rate_per_s < 12:  # successes carry it past 1.1x the refused rate
+            limiter.on_success()
+        await asyncio.sleep(5.0)
+        start = now()
+        burst = [await limiter.acquire() - start for _ in range(5)]
+        assert burst == pytest.approx([0.0] * 5, abs=1e-6)
+
+    run_in_virtual_time(main())
+
+
+def test_rate_changes_never_hand_out_a_free_token() -> None:
+    """While successes raise the rate (each retune swaps in a new pacer), consecutive grants are
+    never closer than 1/rate: a new pacer carries the old one's empty bucket over."""
+
+    async def main() -> list[tuple[float, float]]:
+        limiter = RequestLimiter(40, burst=5)
+        for _ in range(40):
+            await limiter.acquire()
+        limiter.on_rate_limited(None)  # refused at 40: the rate is 20 and the bucket holds one
+        assert limiter.current_rate_per_s == pytest.approx(20)
+        spaced: list[tuple[float, float]] = []
+        previous = await limiter.acquire()
+        while limiter.current_rate_per_s < 36:
+            limiter.on_success()  # +5% or so each: every acquire swaps in a new pacer
+            rate = limiter.current_rate_per_s
+            granted = await limiter.acquire()
+            spaced.append((granted - previous, 1 / rate))
+            previous = granted
+        return spaced
+
+    spaced = run_in_virtual_time(main())
+    assert len(spaced) > 10
+    assert all(gap >= floor - 1e-9 for gap, floor in spaced)
+    assert all(gap <= 1.02 * floor + 1e-9 for gap, floor in spaced[1:])  # and not much more
+
+
+def test_pacing_matches_the_pure_bucket() -> None:
+    """aiolimiter's waits are the ones the pure token-bucket maths give, burst then rate."""
+
+    async def main() -> list[float]:
+        limiter = RequestLimiter(8, burst=2)
+        return [await limiter.acquire() for _ in range(6)]
+
+    grants = run_in_virtual_time(main())
+    bucket, expected = Bucket(tokens=2.0, at=0.0), []
+    t = 0.0
+    for _ in range(6):
+        bucket = refill(bucket, t, 8, 2)
+        t += wait_for_token(bucket, 8)
+        bucket = refill(bucket, t, 8, 2)
+        bucket = Bucket(bucket.tokens - 1, t)
+        expected.append(t)
+    assert grants == pytest.approx(expected, abs=1e-6)
 
 
 @pytest.mark.anyio
@@ -287,77 +387,60 @@ async def test_success_recovers_toward_the_configured_rate() -> None:
     assert "6" in repr(limiter)
 
 
-async def simulate(limiter: RequestLimiter, vt: VirtualTime, server, until_s: float) -> None:
+async def simulate(limiter: RequestLimiter, server: SlidingWindowServer, until_s: float) -> None:
     """One worker sending back to back through the limiter to the server, in virtual time."""
-    while vt.now < until_s:
+    while now() < until_s:
         sent_at = await limiter.acquire()
-        retry_after = server.answer(vt.now)
+        retry_after = server.answer(now())
         if retry_after is None:
             limiter.on_success()
         else:
             limiter.on_rate_limited(retry_after, sent_at=sent_at)
 
 
-@pytest.mark.anyio
 @pytest.mark.parametrize("server_rate", [5, 10, 40])
-async def test_client_at_twice_the_server_rate_settles_with_few_429s(server_rate: int) -> None:
+def test_client_at_twice_the_server_rate_settles_with_few_429s(server_rate: int) -> None:
     """Configured at 2R against a server allowing R per second, the limiter settles near R:
     under 5% of requests refused and at least 0.8R served (virtual time, 10 minutes)."""
-    vt = VirtualTime()
     server = SlidingWindowServer(server_rate)
-    limiter = RequestLimiter(2 * server_rate, burst=5, clock=vt.clock, sleep=vt.sleep)
-    await simulate(limiter, vt, server, 600)
+
+    async def main() -> float:
+        limiter = RequestLimiter(2 * server_rate, burst=5)
+        await simulate(limiter, server, 600)
+        return limiter.current_rate_per_s
+
+    rate = run_in_virtual_time(main())
     total = server.served + server.refused
     assert server.refused / total < 0.05
     assert server.served / 600 >= 0.8 * server_rate
-    assert 0.5 * server_rate <= limiter.current_rate_per_s <= 1.2 * server_rate
+    assert 0.5 * server_rate <= rate <= 1.2 * server_rate
 
 
-@pytest.mark.anyio
-async def test_a_raised_server_limit_is_found_again() -> None:
+def test_a_raised_server_limit_is_found_again() -> None:
     """When the server's limit doubles, the limiter climbs to the new limit within minutes."""
-    vt = VirtualTime()
     server = SlidingWindowServer(10)
-    limiter = RequestLimiter(40, burst=5, clock=vt.clock, sleep=vt.sleep)
-    await simulate(limiter, vt, server, 300)
-    server.limit = 20
-    await simulate(limiter, vt, server, 600)
-    served_before = server.served
-    await simulate(limiter, vt, server, 900)
-    assert (server.served - served_before) / 300 >= 0.8 * 20
+
+    async def main() -> int:
+        limiter = RequestLimiter(40, burst=5)
+        await simulate(limiter, server, 300)
+        server.limit = 20
+        await simulate(limiter, server, 600)
+        served_before = server.served
+        await simulate(limiter, server, 900)
+        return server.served - served_before
+
+    assert run_in_virtual_time(main()) / 300 >= 0.8 * 20
 
 
 # ------------------------------------------------------------------ many workers, virtual time
 
 
-class _VirtualSelector(selectors.DefaultSelector):
-    """Never blocks: waiting ``timeout`` seconds for I/O just moves the virtual clock."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.now = 0.0
-
-    def select(self, timeout: float | None = None) -> list[Any]:
-        if timeout is None:
-            raise AssertionError("every task is waiting for nothing: deadlock")
-        self.now += max(0.0, timeout)
-        return super().select(0)
-
-
-def run_in_virtual_time(coro: Coroutine[Any, Any, T]) -> T:
-    """Run ``coro`` on an asyncio loop whose clock moves only when every task waits."""
-    selector = _VirtualSelector()
-    loop = asyncio.SelectorEventLoop(selector)
-    loop.time = lambda: selector.now  # type: ignore[method-assign]
-    try:
-        return loop.run_until_complete(coro)
-    finally:
-        loop.close()
-
-
-async def run_like_the_runner(limiter: RequestLimiter, server, jobs: int, seed: int) -> float:
+async def run_like_the_runner(
+    limiter: RequestLimiter, server: SlidingWindowServer, jobs: int, seed: int
+) -> float:
     """``jobs`` jobs on 100 workers, each a create then polls until its task is done (1-2 s),
-    every request 1-4 ms each way and retried after Retry-After on 429; returns the wall time."""
+    every request 1-4 ms each way; a 429 is retried through the limiter, whose shared pause is
+    its only wait (as in the client); returns the wall time."""
     loop = asyncio.get_running_loop()
     rng = random.Random(seed)
     queue = deque(range(jobs))
@@ -372,7 +455,6 @@ async def run_like_the_runner(limiter: RequestLimiter, server, jobs: int, seed: 
                 limiter.on_success()
                 return
             limiter.on_rate_limited(retry_after, sent_at=sent_at)
-            await anyio.sleep(max(retry_after, rng.uniform(0, 0.5)))
 
     async def worker() -> None:
         while queue:
@@ -399,8 +481,7 @@ def test_many_workers_at_twice_the_server_rate_meet_the_target(server_rate: int)
     server = SlidingWindowServer(server_rate)
 
     async def main() -> float:
-        loop = asyncio.get_running_loop()
-        limiter = RequestLimiter(2 * server_rate, burst=5, clock=loop.time)
+        limiter = RequestLimiter(2 * server_rate, burst=5)
         return await run_like_the_runner(limiter, server, jobs=40 * server_rate, seed=1)
 
     wall_s = run_in_virtual_time(main())

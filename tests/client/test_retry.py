@@ -1,10 +1,8 @@
-"""Backoff maths, Retry-After parsing and the retry loop (pure; virtual time, no real sleeps)."""
+"""Backoff maths and the retry loop (pure; virtual time, no real sleeps)."""
 
 from __future__ import annotations
 
 import random
-from datetime import UTC, datetime, timedelta
-from email.utils import format_datetime
 
 import pytest
 from hypothesis import given
@@ -18,7 +16,7 @@ from batchgen.errors import (
     TransportError,
     ValidationFailedError,
 )
-from batchgen.retry import RetryPolicy, call_with_retry, parse_retry_after
+from batchgen.retry import RetryPolicy, call_with_retry
 
 policies = st.builds(
     RetryPolicy,
@@ -88,34 +86,6 @@ def test_policy_rejects_nonsense(kwargs: dict[str, float]) -> None:
     """A policy that could never work is refused when it is built."""
     with pytest.raises(ValueError):
         RetryPolicy(**kwargs)  # type: ignore[arg-type]
-
-
-@given(st.integers(0, 10**6))
-def test_retry_after_seconds(seconds: int) -> None:
-    """Retry-After in delta-seconds parses to that many seconds."""
-    assert parse_retry_after(str(seconds)) == seconds
-    assert parse_retry_after(f" {seconds} ") == seconds
-
-
-@given(st.integers(0, 86_400))
-def test_retry_after_http_date(seconds: int) -> None:
-    """Retry-After as an HTTP date parses to the seconds between 'now' and that date."""
-    now = datetime(2026, 5, 11, 12, 0, 0, tzinfo=UTC)
-    header = format_datetime(now + timedelta(seconds=seconds), usegmt=True)
-    assert parse_retry_after(header, now) == pytest.approx(seconds)
-
-
-@pytest.mark.parametrize("value", [None, "", "soon", "nan", "inf", "Mon, 99 Foo 2026 xx:yy:zz GMT"])
-def test_retry_after_unreadable(value: str | None) -> None:
-    """A missing or unreadable Retry-After yields None, so the caller backs off on its own."""
-    assert parse_retry_after(value) is None
-
-
-def test_retry_after_never_negative() -> None:
-    """A negative delta or a date in the past means 'retry now', never a negative wait."""
-    now = datetime(2026, 5, 11, tzinfo=UTC)
-    assert parse_retry_after("-5") == 0
-    assert parse_retry_after(format_datetime(now - timedelta(hours=1), usegmt=True), now) == 0
 
 
 class VirtualTime:
@@ -216,3 +186,38 @@ async def test_rate_limited_sleeps_at_least_retry_after() -> None:
     policy = RetryPolicy(base_delay_s=0.1, max_delay_s=1, jitter="full")
     assert await call_with_retry(fn, policy, sleep=vt.sleep, clock=vt.clock) == "ok"
     assert vt.sleeps[0] >= 7.0 and vt.sleeps[1] <= 0.2
+
+
+@pytest.mark.anyio
+async def test_a_wait_made_elsewhere_is_not_slept_again() -> None:
+    """An error whose wait something else already makes (the limiter's shared pause) is retried
+    without a sleep of its own; other errors still sleep their backoff."""
+    vt = VirtualTime()
+    delays: list[float] = []
+    fn, calls = failing(rate_limited(1.0), ServerError("x", code="c", status=500))
+    result = await call_with_retry(
+        fn,
+        RetryPolicy(base_delay_s=0.25, jitter="none"),
+        on_retry=lambda n, e, d: delays.append(d),
+        waited_elsewhere=lambda e: 1.0 if isinstance(e, RateLimitedError) else None,
+        sleep=vt.sleep,
+        clock=vt.clock,
+    )
+    assert result == "ok" and len(calls) == 3
+    assert delays == [1.0, 0.5] and vt.sleeps == [0.5]
+
+
+@pytest.mark.anyio
+async def test_a_wait_made_elsewhere_still_counts_toward_the_deadline() -> None:
+    """A shared pause that would end past the deadline ends the retries, as a sleep would."""
+    vt = VirtualTime()
+    fn, calls = failing(rate_limited(60.0))
+    with pytest.raises(RetryExhaustedError, match="deadline"):
+        await call_with_retry(
+            fn,
+            RetryPolicy(deadline_s=10),
+            waited_elsewhere=lambda e: 60.0,
+            sleep=vt.sleep,
+            clock=vt.clock,
+        )
+    assert len(calls) == 1 and vt.sleeps == []
