@@ -125,7 +125,11 @@ async def _run_async(
         limiter = RequestLimiter(rate_per_s=config.limits.rate_per_s, burst=config.limits.burst)
         client = await stack.enter_async_context(
             RivyaClient(
-                connection.base_url, connection.api_key, limiter=limiter, retry=config.retry
+                connection.base_url,
+                connection.api_key,
+                limiter=limiter,
+                retry=config.retry,
+                events=bus,
             )
         )
         return await run_batch(manifest, store, client, config, bus, catcher)

@@ -16,9 +16,10 @@ LAYERS: list[set[str]] = [
     {"_version", "errors", "console", "redact", "limits"},  # no batchgen imports at all
     {"models"},  # shared frozen dataclasses and enums
     {"outcome", "contract", "retry", "polling"},  # pure rules: exit codes, backoff, polls
-    {"events", "gates", "schedule", "wire", "manifest", "signals"},  # pure, over the above
-    {"client", "store", "eventlog", "progress", "config", "plan"},  # the I/O edges, config
-    {"uploads", "report", "recorder"},  # over the client and the store
+    {"events", "gates", "schedule", "manifest", "signals"},  # pure, over the above
+    {"wire", "store", "eventlog", "progress", "config", "plan"},  # wire format, state, config
+    {"client", "report", "recorder"},  # HTTP; the typed report; the events table
+    {"uploads"},
     {"downloads"},
     {"runner"},
     {"commands"},  # one library call per CLI command
