@@ -32,11 +32,8 @@ Security decisions:
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
-import tempfile
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
@@ -44,7 +41,6 @@ from typing import Any, Self, TypeVar
 from urllib.parse import quote
 
 import aiohttp
-import anyio
 from yarl import URL
 
 from batchgen._version import __version__
@@ -57,6 +53,7 @@ from batchgen.errors import (
     ValidationFailedError,
 )
 from batchgen.events import Event, EventBus, RateLimited, RequestAnswered, RequestRetried
+from batchgen.files import CHUNK_BYTES, stream_to_file
 from batchgen.limits import RequestLimiter
 from batchgen.models import MODEL_ID, RemoteTask, UploadedFile
 from batchgen.retry import RetryPolicy, call_with_retry
@@ -82,7 +79,6 @@ REFERENCE = "GET reference"  # endpoint label of reference fetches (any host)
 DEFAULT_USER_AGENT = f"batchgen/{__version__}"
 MAX_REFERENCE_BYTES = 10 * 1024 * 1024  # the contract's image limit
 CONNECTION_LIMIT = 64  # sockets in the pool; the limiter, not this, sets the request rate
-CHUNK_BYTES = 256 * 1024
 
 
 # --------------------------------------------------------------------------- the client
@@ -243,7 +239,7 @@ class RivyaClient:
         """
         call = self._foreign_or_api_call("GET", url, endpoint=RESULT)
         dest = Path(dest)
-        return await self._get(call, lambda resp: _stream_to_file(resp, dest))
+        return await self._get(call, lambda resp: stream_to_file(resp, dest))
 
     async def fetch_reference(self, url: str) -> bytes:
         """GET an http(s) reference image, never with the key, at most ``max_reference_bytes``
@@ -498,68 +494,6 @@ class RivyaClient:
                 f"{call.endpoint} {where} answered HTTP {status}", code=code, status=status
             )
         return self._error(call, status, body, headers)
-
-
-async def _stream_to_file(resp: aiohttp.ClientResponse, dest: Path) -> int:
-    """Write the body to a temp file beside ``dest``; fsync and rename only when whole.
-
-    A failure at any point (a cut connection, cancellation, a full disk) removes the temp file
-    and leaves ``dest`` as it was. Local file errors become a (non-retryable) ``BatchgenError``;
-    network errors while reading stay aiohttp's, for the caller to turn into ``TransportError``.
-    """
-    with _local_file_errors(dest):
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    tmp = Path(tmp_name)
-    try:
-        written = await _write_all(resp, fd, dest)
-        with _local_file_errors(dest):
-            os.replace(tmp, dest)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    await anyio.to_thread.run_sync(_fsync_dir, dest.parent)
-    return written
-
-
-async def _write_all(resp: aiohttp.ClientResponse, fd: int, dest: Path) -> int:
-    written = 0
-    with os.fdopen(fd, "wb") as out:
-        async for chunk in resp.content.iter_chunked(CHUNK_BYTES):
-            with _local_file_errors(dest):
-                out.write(chunk)
-            written += len(chunk)
-        with _local_file_errors(dest):
-            out.flush()
-            await anyio.to_thread.run_sync(os.fsync, out.fileno())
-    return written
-
-
-@contextlib.contextmanager
-def _local_file_errors(dest: Path) -> Iterator[None]:
-    """Turn an OSError of a local file operation into a BatchgenError naming the file."""
-    try:
-        yield
-    except OSError as exc:
-        raise BatchgenError(
-            f"cannot write {dest}: {exc.strerror or exc}",
-            hint="Check free space and permissions of the output folder, then run again.",
-        ) from exc
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make the rename durable (POSIX); a no-op where directories cannot be opened."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 async def _read_capped(resp: aiohttp.ClientResponse, call: _Call, cap: int) -> bytes:

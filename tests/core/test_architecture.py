@@ -14,8 +14,8 @@ PKG = Path(__file__).resolve().parents[2] / "batchgen"
 # a higher one). The emulator is outside the stack: it imports nothing of batchgen but itself.
 LAYERS: list[set[str]] = [
     {"_version", "errors", "console", "redact", "limits"},  # no batchgen imports at all
-    {"models"},  # shared frozen dataclasses and enums
-    {"outcome", "contract", "retry", "polling"},  # pure rules: exit codes, backoff, polls
+    {"models", "files"},  # shared frozen dataclasses and enums; result files on disk
+    {"outcome", "contract", "retry", "polling", "rows"},  # pure rules; the state's rows
     {"events", "gates", "schedule", "manifest", "signals"},  # pure, over the above
     {"wire", "store", "eventlog", "progress", "config", "plan"},  # wire format, state, config
     {"client", "report", "recorder"},  # HTTP; the typed report; the events table

@@ -1,0 +1,98 @@
+"""The rows of the state database as frozen dataclasses: what ``StateStore`` returns.
+
+Pure: built from a row dict (``JobRow.from_db``), no database access here.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from batchgen.models import JobStatus
+
+
+@dataclass(frozen=True)
+class JobRow:
+    """One version of one job as stored."""
+
+    job_key: str
+    job_id: str
+    request_hash: str
+    status: JobStatus
+    attempt: int
+    idempotency_key: str | None
+    request_body: dict[str, Any] | None
+    task_id: str | None
+    remote_status: str | None
+    reserved_credits: int | None
+    final_credits: int | None
+    result_urls: tuple[str, ...]
+    outputs: tuple[str, ...]
+    error_code: str | None
+    error_message: str | None
+    request_id: str | None
+    polls: int
+    in_manifest: bool
+    submitted_at: str | None
+    finished_at: str | None
+    created_at: str
+    updated_at: str
+    task_created_at: str | None = None  # the service's creation time of the task
+    task_recorded_at: str | None = None  # when this client recorded the task id
+    task_started_at: str | None = None  # the service's time processing began (if seen)
+    task_finished_at: str | None = None  # the service's time the task finished
+
+    @classmethod
+    def from_db(cls, r: dict[str, Any]) -> JobRow:
+        return cls(
+            job_key=r["job_key"],
+            job_id=r["job_id"],
+            request_hash=r["request_hash"],
+            status=JobStatus(r["status"]),
+            attempt=r["attempt"],
+            idempotency_key=r["idempotency_key"],
+            request_body=json.loads(r["request_body"]) if r["request_body"] else None,
+            task_id=r["task_id"],
+            remote_status=r["remote_status"],
+            reserved_credits=r["reserved_credits"],
+            final_credits=r["final_credits"],
+            result_urls=tuple(json.loads(r["result_urls"] or "[]")),
+            outputs=tuple(json.loads(r["outputs"] or "[]")),
+            error_code=r["error_code"],
+            error_message=r["error_message"],
+            request_id=r["request_id"],
+            polls=r["polls"],
+            in_manifest=bool(r["in_manifest"]),
+            submitted_at=r["submitted_at"],
+            finished_at=r["finished_at"],
+            created_at=r["created_at"],
+            updated_at=r["updated_at"],
+            task_created_at=r.get("task_created_at"),
+            task_recorded_at=r.get("task_recorded_at"),
+            task_started_at=r.get("task_started_at"),
+            task_finished_at=r.get("task_finished_at"),
+        )
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    """A row of the ``events`` table: when, what kind, and what happened."""
+
+    at: str
+    kind: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class UploadRow:
+    """A reference already uploaded in this batch, reusable until ``expires_at``."""
+
+    source_key: str
+    file_id: str
+    url: str
+    mime_type: str
+    size_bytes: int
+    name: str
+    expires_at: str | None
+    uploaded_at: str | None = None
