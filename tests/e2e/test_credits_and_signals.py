@@ -15,7 +15,15 @@ from batchgen.emulator import EmulatorConfig, EmulatorThread
 from batchgen.outcome import StopReason
 from batchgen.report import ReportStatus
 
-from .helpers import TIME_SCALE, batchgen_cmd, env_for, job_count, tasks_per_job, write_manifest
+from .helpers import (
+    TIME_SCALE,
+    batchgen_cmd,
+    env_for,
+    job_count,
+    start_cli,
+    tasks_per_job,
+    write_manifest,
+)
 
 
 def settings_for(emu, state: Path) -> RunSettings:
@@ -75,14 +83,7 @@ def test_signal_stops_cleanly_and_rerun_finishes(tmp_path: Path, signum: int, co
     args = ("run", str(manifest), "--state", str(tmp_path / "s.db"), "--time-scale", "0.02")
     with EmulatorThread(cfg) as emu:
         env = env_for(emu)
-        proc = subprocess.Popen(
-            batchgen_cmd(*args),
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        proc = start_cli(*args, env=env)
         deadline = time.monotonic() + 30
         while not emu.ledger()["tasks"] and time.monotonic() < deadline:
             time.sleep(0.01)
