@@ -2,7 +2,7 @@
 
 Exit codes: 0 every job succeeded; 1 run-wide error (bad key, unreadable state); 2 usage error or
 invalid manifest; 3 finished with some jobs failed; 4 stopped early but resumable (out of
-credits, stuck tasks, SIGTERM); 130 interrupted (Ctrl-C).
+credits, stuck tasks, SIGTERM); 130 interrupted (Ctrl-C); 141 output pipe closed (SIGPIPE).
 """
 
 from __future__ import annotations
@@ -83,6 +83,9 @@ def _report_error(exc: BaseException, verbose: int) -> int:
     exc = _unwrap(exc)
     if isinstance(exc, SystemExit):
         return int(exc.code or 0)
+    if isinstance(exc, BrokenPipeError):  # `batchgen report | head`: the reader has enough
+        _silence_stdout()
+        return int(ExitCode.PIPE_CLOSED)
     if verbose:
         traceback.print_exception(exc)
     if isinstance(exc, KeyboardInterrupt):
@@ -93,6 +96,13 @@ def _report_error(exc: BaseException, verbose: int) -> int:
         print(redact(f"Error: unexpected {type(exc).__name__}: {exc}"), file=sys.stderr)
         print("  This is a bug in batchgen; run again with -v for the traceback.", file=sys.stderr)
     return int(error_exit_code(exc))
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so that the final flush cannot fail a second time."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
 
 
 def _unwrap(exc: BaseException) -> BaseException:

@@ -1,22 +1,28 @@
 """Result files: download every result of a succeeded task into the output folder.
 
 File names come from job ids, never from the server: ``<output dir>/<job id>.mp4``, then
-``-2``, ``-3`` ... for further results, always inside the output folder. An expired result URL
+``<job id>~2.mp4``, ``~3`` ... for further results (``~`` is in no job id, so no job's file can
+be another's), always inside the output folder. An expired result URL
 (404/410) makes the task be fetched again for fresh URLs, up to ``MAX_URL_REFRESHES`` times.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import re
+from collections.abc import Iterable
 from pathlib import Path
 
 from batchgen.client import RivyaClient
 from batchgen.errors import LocalJobError, ResultExpiredError
 from batchgen.events import Downloaded, EventBus
-from batchgen.models import JobSpec
+from batchgen.models import JobSpec, output_stem
 from batchgen.store import JobRow, StateStore
-from batchgen.uploads import safe_filename
 
 MAX_URL_REFRESHES = 3  # fresh task GETs for expired result URLs, per job
+# A download's temp file (batchgen.files): ".<stem>[~N].mp4.<random>.part"
+_PARTIAL = re.compile(r"\.(?P<name>.+)\.mp4\.[^.]+\.part")
 
 
 class Downloader:
@@ -54,9 +60,33 @@ class Downloader:
             self.bus.emit(Downloaded(job_id=spec.id, path=str(dest), size_bytes=size))
         return outputs
 
+    def remove_partials(self, job_ids: Iterable[str]) -> int:
+        """Delete the temp files of downloads that a killed run left behind (``.<name>.mp4.
+        <random>.part`` beside a job's video), for this batch's jobs only. Call it while the
+        state's lock is held: no download of this batch is under way then."""
+        try:
+            entries = list(os.scandir(self.output_dir))
+        except OSError:
+            return 0
+        partials = [
+            (entry, match["name"])  # "<stem>" or "<stem>~N" (a further result of the job)
+            for entry in entries
+            if (match := _PARTIAL.fullmatch(entry.name)) and entry.is_file(follow_symlinks=False)
+        ]
+        if not partials:
+            return 0
+        stems = {output_stem(job_id) for job_id in job_ids}
+        removed = 0
+        for entry, name in partials:
+            if name in stems or re.sub(r"~\d+$", "", name) in stems:
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)
+                    removed += 1
+        return removed
+
     def output_path(self, job_id: str, index: int) -> Path:
-        """``<output dir>/<job id>.mp4`` (then ``-2``, ``-3``...), always inside the folder."""
-        stem = safe_filename(job_id) + ("" if index == 0 else f"-{index + 1}")
+        """``<output dir>/<job id>.mp4`` (then ``~2``, ``~3``...), always inside the folder."""
+        stem = output_stem(job_id) + ("" if index == 0 else f"~{index + 1}")
         path = (self.output_dir / f"{stem}.mp4").resolve()
         if path.parent != self.output_dir:
             raise LocalJobError(

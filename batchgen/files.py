@@ -19,6 +19,16 @@ import anyio
 from batchgen.errors import BatchgenError
 
 CHUNK_BYTES = 256 * 1024
+_UMASK: list[int] = []
+
+
+def _umask() -> int:
+    """The process's umask (read once: reading it means setting it for a moment)."""
+    if not _UMASK:
+        current = os.umask(0o022)
+        os.umask(current)
+        _UMASK.append(current)
+    return _UMASK[0]
 
 
 async def stream_to_file(resp: aiohttp.ClientResponse, dest: Path) -> int:
@@ -35,6 +45,7 @@ async def stream_to_file(resp: aiohttp.ClientResponse, dest: Path) -> int:
     try:
         written = await _write_all(resp, fd, dest)
         with _local_file_errors(dest):
+            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it 0600; a video is a normal file
             os.replace(tmp, dest)
     except BaseException:
         with contextlib.suppress(OSError):

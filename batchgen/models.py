@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -121,6 +122,18 @@ def idempotency_key(key: str, attempt: int) -> str:
     if attempt < 1:
         raise ValueError("attempt numbers start at 1")
     return f"{key}.{attempt}"
+
+
+_UNSAFE_IN_NAMES = re.compile(r"[^A-Za-z0-9._-]+")
+MAX_STEM_CHARS = 150
+
+
+def output_stem(name: str) -> str:
+    """The file-name stem of a job id (or a reference's name): letters, digits and ``._-``
+    only, no leading or trailing ``.``/``_``, at most 150 characters, never empty. Two ids with
+    the same stem, ignoring letter case, would write one file (``Manifest`` refuses them)."""
+    cleaned = _UNSAFE_IN_NAMES.sub("_", name).strip("._")
+    return cleaned[:MAX_STEM_CHARS] or "job"
 
 
 def parse_timestamp(stamp: str | None) -> float | None:

@@ -14,6 +14,7 @@ The codes, as the README's table documents them::
     3    the batch finished, but some jobs failed
     4    stopped early but resumable (credits, stuck tasks, network, a gate, SIGTERM)
     130  interrupted by Ctrl-C (SIGINT)
+    141  the output pipe was closed (`batchgen report --format json | head`)
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ class ExitCode(IntEnum):
     SOME_FAILED = 3
     RESUMABLE = 4
     INTERRUPTED = 130
+    PIPE_CLOSED = 141  # the reader of the output went away (`| head`), as after SIGPIPE
 
 
 class StopReason(StrEnum):

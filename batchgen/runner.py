@@ -119,6 +119,9 @@ class Runner:
         self.store.sync_jobs(self.manifest.jobs)
         self._requeue()
         self._learn_from_state()
+        removed = self.downloads.remove_partials(s.id for s in self.manifest.jobs)
+        if removed:
+            log.info("removed %d partial download(s) a stopped run left behind", removed)
         queue = deque(self._work_list())
         workers = min(self.config.limits.max_in_flight, len(queue))
         counts = self.store.counts()

@@ -604,8 +604,10 @@ def _meta(db: sqlite_utils.Database) -> dict[str, str]:
 
 
 def _take_lock(path: Path) -> Any:
-    """One run per state file at a time: two runners would race for the same jobs."""
-    lock_path = path.with_name(path.name + ".lock")
+    """One run per state file at a time: two runners would race for the same jobs. The lock
+    sits beside the resolved file, so a symlink or another spelling of the path shares it."""
+    real = path.resolve()
+    lock_path = real.with_name(real.name + ".lock")
     handle = open(lock_path, "a+")  # noqa: SIM115 - held open for the store's lifetime
     try:
         fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)

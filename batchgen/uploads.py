@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import re
 import time
 from typing import Any
 
@@ -18,7 +17,14 @@ import anyio
 from batchgen.client import RivyaClient
 from batchgen.errors import LocalJobError
 from batchgen.events import EventBus, Uploaded
-from batchgen.models import JobSpec, Reference, UploadedFile, client_request_id, parse_timestamp
+from batchgen.models import (
+    JobSpec,
+    Reference,
+    UploadedFile,
+    client_request_id,
+    output_stem,
+    parse_timestamp,
+)
 from batchgen.store import StateStore
 
 log = logging.getLogger("batchgen.uploads")
@@ -110,10 +116,4 @@ def expires_soon(expires_at: str | None, uploaded_at: str | None) -> bool:
 
 
 def upload_name(ref: Reference) -> str:
-    return safe_filename(ref.name) or "reference"
-
-
-def safe_filename(name: str) -> str:
-    """Letters, digits, ``._-`` only; never empty, never a dot file, at most 150 characters."""
-    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._")
-    return cleaned[:150] or "job"
+    return output_stem(ref.name) if ref.name.strip("._") else "reference"

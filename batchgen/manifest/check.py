@@ -20,7 +20,7 @@ from batchgen.contract import (
 from batchgen.manifest.doc import Draft, Val
 from batchgen.manifest.problems import Problems
 from batchgen.manifest.template import id_problem
-from batchgen.models import MODEL_ID, JobSpec, Location, Reference
+from batchgen.models import MODEL_ID, JobSpec, Location, Reference, output_stem
 
 Resolve = Callable[[Val[str]], Reference | None]
 Params = tuple[tuple[str, str], ...]
@@ -38,6 +38,7 @@ class _Checker:
     resolve: Resolve
     problems: Problems
     ids: dict[str, Draft] = field(default_factory=dict)
+    files: dict[str, Draft] = field(default_factory=dict)  # output stem, lower case -> job
     values: dict[tuple[str, type, object], str | None] = field(default_factory=dict)
     interned: dict[Params, Params] = field(default_factory=dict)
 
@@ -58,6 +59,12 @@ class _Checker:
         first = self.ids.setdefault(draft.id, draft)
         if first is not draft:
             self.problems.add(draft.id_where, _duplicate_message(draft, first))
+            return
+        if problem:
+            return
+        other = self.files.setdefault(output_stem(draft.id).lower(), draft)
+        if other is not draft:
+            self.problems.add(draft.id_where, _same_file_message(draft, other))
 
     def check_prompt(self, draft: Draft) -> None:
         length = len(draft.prompt)
@@ -119,6 +126,14 @@ def _duplicate_message(draft: Draft, first: Draft) -> str:
     return (
         f"duplicate job id '{draft.id}' (the job at {_short(first.id_where, draft.id_where)} "
         "has it too); every job needs its own id"
+    )
+
+
+def _same_file_message(draft: Draft, other: Draft) -> str:
+    return (
+        f"job ids '{other.id}' and '{draft.id}' would write the same file "
+        f"{output_stem(draft.id)}.mp4 (file names drop a leading or trailing '.' or '_', and "
+        "macOS and Windows disks ignore letter case); give one of them another id"
     )
 
 

@@ -44,4 +44,4 @@ def test_exit_codes_table_matches_the_cli() -> None:
 
     documented = set(re.findall(r"^\| (\d+) \|", README, flags=re.M))
     in_cli = set(re.findall(r"(\d+) [a-z]", cli.__doc__.split("Exit codes:")[1]))
-    assert documented == in_cli == {"0", "1", "2", "3", "4", "130"}
+    assert documented == in_cli == {"0", "1", "2", "3", "4", "130", "141"}

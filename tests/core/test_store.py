@@ -227,3 +227,14 @@ def test_finished_runs_come_from_the_services_timestamps(store: StateStore) -> N
         ),
     )
     assert store.finished_runs() == [({"duration": "5", "mode": "std"}, 100.0, 12.0)]
+
+
+def test_the_lock_follows_the_real_file_not_the_path_given(tmp_path: Path) -> None:
+    """A state opened through a symlink is locked against a run through its real path."""
+    real = tmp_path / "real" / "s.db"
+    real.parent.mkdir()
+    link = tmp_path / "link.db"
+    with StateStore.open(real, "b"):
+        link.symlink_to(real)
+        with pytest.raises(StateError, match="in use by another batchgen run"):
+            StateStore.open(link, "b")

@@ -244,6 +244,28 @@ def test_duplicate_job_ids(write: Write) -> None:
     ]
 
 
+def test_ids_that_would_write_one_file(write: Write) -> None:
+    """Ids that differ only by a trailing '.' or '_' or by letter case name one output file:
+    refused at validation, before a credit is spent, with both ids and the file."""
+    write(
+        """
+        jobs:
+          - {id: clip, prompt: "A"}
+          - {id: clip., prompt: "B"}
+          - {id: Clip_, prompt: "C"}
+          - {id: clip-, prompt: "D"}
+        """
+    )
+    assert problems("m.yaml") == [
+        "m.yaml:3:10: job ids 'clip' and 'clip.' would write the same file clip.mp4 (file "
+        "names drop a leading or trailing '.' or '_', and macOS and Windows disks ignore "
+        "letter case); give one of them another id",
+        "m.yaml:4:10: job ids 'clip' and 'Clip_' would write the same file Clip.mp4 (file "
+        "names drop a leading or trailing '.' or '_', and macOS and Windows disks ignore "
+        "letter case); give one of them another id",
+    ]
+
+
 def test_id_template_that_misses_an_axis(write: Write) -> None:
     """An id template that leaves out an axis gives one id to several jobs: said once per id."""
     write(

@@ -1,0 +1,50 @@
+"""Result files on disk: leftovers of a killed run are removed; videos honour the umask."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+from batchgen import RunSettings, run_manifest
+from batchgen.emulator import EmulatorConfig, EmulatorThread
+
+from .helpers import TIME_SCALE, write_manifest
+
+
+def test_a_run_removes_its_batchs_leftover_part_files_only(tmp_path: Path) -> None:
+    """`.hero.mp4.<random>.part` (and a second result's) go; another program's file stays."""
+    manifest = write_manifest(tmp_path)
+    out = tmp_path / "out"
+    out.mkdir()
+    ours = [out / ".hero.mp4.k1x_9f.part", out / ".sneaker-16x9~2.mp4.q7.part"]
+    theirs = [out / ".other-job.mp4.q7.part", out / "notes.part"]
+    for path in ours + theirs:
+        path.write_bytes(b"\0" * 1000)
+    cfg = EmulatorConfig(time_scale=float(TIME_SCALE), seed=2, rate_limit_per_s=1000.0)
+    with EmulatorThread(cfg) as emu:
+        env = {"RIVYA_BASE_URL": emu.base_url, "RIVYA_API_KEY": emu.api_key}
+        settings = RunSettings(state_path=tmp_path / "s.db", time_scale=float(TIME_SCALE), env=env)
+        assert run_manifest(manifest, settings).exit_code == 0
+    assert not any(p.exists() for p in ours)
+    assert all(p.exists() for p in theirs)
+    assert (out / "hero.mp4").stat().st_size > 0
+
+
+def test_videos_are_written_with_the_umask(tmp_path: Path) -> None:
+    """A downloaded video gets the mode any new file of this process gets (0644 under the
+    usual umask 022), not the 0600 of a temp file."""
+    manifest = write_manifest(tmp_path, products=("a",))
+    cfg = EmulatorConfig(time_scale=float(TIME_SCALE), seed=2, rate_limit_per_s=1000.0)
+    with EmulatorThread(cfg) as emu:
+        env = {"RIVYA_BASE_URL": emu.base_url, "RIVYA_API_KEY": emu.api_key}
+        settings = RunSettings(state_path=tmp_path / "s.db", time_scale=float(TIME_SCALE), env=env)
+        assert run_manifest(manifest, settings).exit_code == 0
+    umask = os.umask(0o022)
+    os.umask(umask)
+    probe = tmp_path / "probe"
+    probe.touch()
+    expected = stat.S_IMODE(probe.stat().st_mode)
+    assert expected == 0o666 & ~umask
+    for video in (tmp_path / "out").glob("*.mp4"):
+        assert stat.S_IMODE(video.stat().st_mode) == expected, video
