@@ -154,7 +154,7 @@ def report_batch(path: Path, state_path: Path | None = None) -> Report:
     """The report of a batch from its state database (read only; works during a run)."""
     manifest = load_manifest(path)
     state_path = state_path or default_state_path(manifest)
-    with StateStore.open_readonly(state_path) as store:
+    with StateStore.open_readonly(state_path, manifest.batch) as store:
         return report_from_store(manifest, store)
 
 
@@ -170,7 +170,7 @@ def status_batch(path: Path, state_path: Path | None = None, *, events: int = 5)
     """The report and the ``events`` table's latest rows (read only; works during a run)."""
     manifest = load_manifest(path)
     state_path = state_path or default_state_path(manifest)
-    with StateStore.open_readonly(state_path) as store:
+    with StateStore.open_readonly(state_path, manifest.batch) as store:
         return BatchStatus(report_from_store(manifest, store), store.recent_events(events))
 
 
@@ -189,7 +189,7 @@ def plan_batch(
     state_path = state_path or default_state_path(manifest)
     state = None
     if state_path.exists():
-        with StateStore.open_readonly(state_path) as store:
+        with StateStore.open_readonly(state_path, manifest.batch) as store:
             state = store.snapshot()
     base_credits = None
     if online:

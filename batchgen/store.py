@@ -123,8 +123,9 @@ class StateStore:
         return store
 
     @classmethod
-    def open_readonly(cls, path: Path) -> StateStore:
-        """Open an existing state database for reading (reports), without the run lock."""
+    def open_readonly(cls, path: Path, batch: str | None = None) -> StateStore:
+        """Open an existing state database for reading (reports), without the run lock;
+        given ``batch``, refuse the state of another batch as a run would."""
         if not path.exists():
             raise StateError(
                 f"no state database at {path}",
@@ -133,10 +134,17 @@ class StateStore:
         try:
             conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
             db = sqlite_utils.Database(conn)
-            batch = _meta(db).get("batch", "")
+            stored = _meta(db).get("batch", "")
         except sqlite3.DatabaseError as exc:
             raise StateError(f"cannot read the state database {path}: {exc}") from exc
-        return cls(db, path, batch, None)
+        store = cls(db, path, stored, None)
+        if batch is not None and stored and stored != batch:
+            store.close()
+            raise StateError(
+                f"{path} belongs to batch {stored!r}, not {batch!r}",
+                hint="Pass the state file of this batch with --state FILE.",
+            )
+        return store
 
     def close(self) -> None:
         self.db.conn.close()

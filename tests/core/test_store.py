@@ -238,3 +238,14 @@ def test_the_lock_follows_the_real_file_not_the_path_given(tmp_path: Path) -> No
         link.symlink_to(real)
         with pytest.raises(StateError, match="in use by another batchgen run"):
             StateStore.open(link, "b")
+
+
+def test_reading_another_batchs_state_is_refused(tmp_path: Path) -> None:
+    """report, status and plan refuse the state of another batch, as run does."""
+    path = tmp_path / "s.db"
+    with StateStore.open(path, "first"):
+        pass
+    with pytest.raises(StateError, match="belongs to batch 'first', not 'second'"):
+        StateStore.open_readonly(path, "second")
+    with StateStore.open_readonly(path, "first") as store:
+        assert store.batch == "first"
