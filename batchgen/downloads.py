@@ -36,13 +36,14 @@ class Downloader:
         self.client = client
         self.bus = bus
 
-    async def fetch_all(self, row: JobRow, spec: JobSpec) -> tuple[JobRow, list[str]]:
+    async def fetch_all(self, row: JobRow, spec: JobSpec) -> tuple[JobRow, list[str], list[int]]:
         """Download every result of ``row``'s task; returns the row as last recorded (a URL
-        refresh records the task again) and the output paths. Does not mark it succeeded."""
+        refresh records the task again), the output paths and their sizes. Does not mark the
+        job succeeded."""
         urls = list(row.result_urls)
         for refreshes in range(MAX_URL_REFRESHES + 1):
             try:
-                return row, await self._download(spec, urls)
+                return (row, *await self._download(spec, urls))
             except ResultExpiredError:
                 if refreshes >= MAX_URL_REFRESHES or row.task_id is None:
                     break
@@ -51,14 +52,31 @@ class Downloader:
                 row = self.store.record_succeeded_remote(row.job_key, task, polled=False)
         raise LocalJobError("result_expired", "the result URLs kept expiring")
 
-    async def _download(self, spec: JobSpec, urls: list[str]) -> list[str]:
-        outputs = []
+    async def _download(self, spec: JobSpec, urls: list[str]) -> tuple[list[str], list[int]]:
+        outputs, sizes = [], []
         for i, url in enumerate(urls):
             dest = self.output_path(spec.id, i)
             size = await self.client.download(url, dest)
             outputs.append(str(dest))
+            sizes.append(size)
             self.bus.emit(Downloaded(job_id=spec.id, path=str(dest), size_bytes=size))
-        return outputs
+        return outputs, sizes
+
+    @staticmethod
+    def damaged(row: JobRow) -> str | None:
+        """Why a succeeded job's files are not as recorded (missing, or another size), or None.
+        Rows from before sizes were recorded are only checked for a non-empty file."""
+        sizes = row.output_sizes or (None,) * len(row.outputs)
+        for path, size in zip(row.outputs, sizes, strict=False):
+            try:
+                found = os.stat(path).st_size
+            except OSError:
+                return f"{path} is missing"
+            if size is None and found == 0:
+                return f"{path} is empty"
+            if size is not None and found != size:
+                return f"{path} has {found:,} bytes, not the {size:,} recorded"
+        return None
 
     def remove_partials(self, job_ids: Iterable[str]) -> int:
         """Delete the temp files of downloads that a killed run left behind (``.<name>.mp4.

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 
 from batchgen.events import (
+    DownloadAgain,
     Downloaded,
     Event,
     Held,
@@ -92,6 +93,9 @@ class EventLog:
         self._say(
             logging.WARNING, f"{e.job_id}: gave up for this run ({e.error}); a rerun resumes it"
         )
+
+    def _DownloadAgain(self, e: DownloadAgain) -> None:
+        self._say(logging.WARNING, f"{e.job_id}: {e.why}; downloading it again", e.job_id)
 
     def _Downloaded(self, e: Downloaded) -> None:
         self._say(logging.INFO, f"{e.job_id}: saved {e.path} ({e.size_bytes:,} bytes)", e.job_id)

@@ -131,6 +131,14 @@ class JobUnfinished(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class DownloadAgain(Event):
+    """A succeeded job's file is missing or damaged: its results are downloaded again."""
+
+    job_id: str
+    why: str
+
+
+@dataclass(frozen=True, slots=True)
 class Downloaded(Event):
     job_id: str
     path: str

@@ -210,7 +210,9 @@ TRANSITIONS: Mapping[JobStatus, frozenset[JobStatus]] = {
     JobStatus.DOWNLOADING: frozenset(
         {JobStatus.DOWNLOADING, JobStatus.SUCCEEDED, JobStatus.FAILED}
     ),
-    JobStatus.SUCCEEDED: frozenset(),
+    # -> DOWNLOADING: a result file was deleted or damaged; its paid task's results are
+    # fetched again (``StateStore.download_again``), nothing is submitted.
+    JobStatus.SUCCEEDED: frozenset({JobStatus.DOWNLOADING}),
     JobStatus.FAILED: frozenset({JobStatus.PENDING}),  # only by an explicit --retry-failed
     JobStatus.BLOCKED: frozenset({JobStatus.PENDING}),  # a later run picks it up
 }

@@ -51,7 +51,7 @@ class ProgressDisplay:
             self.eta_s = event.eta_s
             self.draw()
         elif isinstance(event, RunStarted):
-            self.by_status.update(dict(event.by_status))
+            self.by_status = Counter(dict(event.by_status))
             self.reserved, self.charged = event.reserved_credits, event.final_credits
             self.draw()
 

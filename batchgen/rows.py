@@ -42,6 +42,7 @@ class JobRow:
     task_recorded_at: str | None = None  # when this client recorded the task id
     task_started_at: str | None = None  # the service's time processing began (if seen)
     task_finished_at: str | None = None  # the service's time the task finished
+    output_sizes: tuple[int, ...] | None = None  # bytes of each output, as written
 
     @classmethod
     def from_db(cls, r: dict[str, Any]) -> JobRow:
@@ -72,6 +73,7 @@ class JobRow:
             task_recorded_at=r.get("task_recorded_at"),
             task_started_at=r.get("task_started_at"),
             task_finished_at=r.get("task_finished_at"),
+            output_sizes=tuple(json.loads(r["output_sizes"])) if r.get("output_sizes") else None,
         )
 
 

@@ -45,6 +45,7 @@ from batchgen.errors import (
     ValidationFailedError,
 )
 from batchgen.events import (
+    DownloadAgain,
     Estimate,
     EventBus,
     Held,
@@ -122,6 +123,7 @@ class Runner:
         removed = self.downloads.remove_partials(s.id for s in self.manifest.jobs)
         if removed:
             log.info("removed %d partial download(s) a stopped run left behind", removed)
+        self._check_outputs()
         queue = deque(self._work_list())
         workers = min(self.config.limits.max_in_flight, len(queue))
         counts = self.store.counts()
@@ -170,6 +172,15 @@ class Runner:
             new = self.store.requeue(row.job_key)
             self._changed(row, new)
             self.bus.emit(NewAttempt(job_id=row.job_id, attempt=new.attempt, why="requeued"))
+
+    def _check_outputs(self) -> None:
+        """A succeeded job whose file was deleted or damaged is downloaded again (its task is
+        paid for; nothing is submitted)."""
+        for row in self.store.jobs(statuses=[JobStatus.SUCCEEDED]):
+            why = self.downloads.damaged(row)
+            if why is not None:
+                self._changed(row, self.store.download_again(row.job_key, why=why))
+                self.bus.emit(DownloadAgain(job_id=row.job_id, why=why))
 
     def _learn_from_state(self) -> None:
         """Seed the run-time model with the batch's tasks that finished in earlier runs."""
@@ -331,8 +342,8 @@ class Runner:
 
     async def _fetch(self, row: JobRow, spec: JobSpec) -> JobRow | None:
         """downloading -> succeeded: every result file on disk."""
-        row, outputs = await self.downloads.fetch_all(row, spec)
-        return self._changed(row, self.store.record_outputs(row.job_key, outputs))
+        row, outputs, sizes = await self.downloads.fetch_all(row, spec)
+        return self._changed(row, self.store.record_outputs(row.job_key, outputs, sizes))
 
     # -- outcomes ------------------------------------------------------------------------------
 

@@ -207,10 +207,11 @@ class StateStore:
     def _migrate_to_2(self) -> None:
         """Version 2: the service's timestamps of each task (when it was created, started
         processing and finished) and when its id was recorded, so a resumed run knows each
-        task's age and what the batch's tasks took."""
+        task's age and what the batch's tasks took; and the size of each output file, so a
+        run can tell that a video was deleted or damaged."""
         with self._tx():
             have = {c.name for c in self.db.table("jobs").columns}
-            for column in TASK_TIME_COLUMNS:
+            for column in (*TASK_TIME_COLUMNS, "output_sizes"):
                 if column not in have:
                     self.db.execute(f"ALTER TABLE jobs ADD COLUMN {column} TEXT")
 
@@ -423,9 +424,26 @@ class StateStore:
             task_finished_at=task.updated_at,
         )
 
-    def record_outputs(self, key: str, outputs: Sequence[str]) -> JobRow:
-        """Every result file is on disk: the job is done."""
-        return self._transition(key, JobStatus.SUCCEEDED, outputs=list(outputs), finished_at=_now())
+    def record_outputs(
+        self, key: str, outputs: Sequence[str], sizes: Sequence[int] | None = None
+    ) -> JobRow:
+        """Every result file is on disk (with these sizes in bytes): the job is done."""
+        return self._transition(
+            key,
+            JobStatus.SUCCEEDED,
+            outputs=list(outputs),
+            output_sizes=list(sizes) if sizes is not None else None,
+            finished_at=_now(),
+        )
+
+    def download_again(self, key: str, *, why: str) -> JobRow:
+        """A succeeded job's file is missing or damaged: back to ``downloading`` (its task is
+        paid for and its results are fetched again; nothing is submitted), with why in
+        ``events``, in one transaction."""
+        with self._tx():
+            row = self._update(key, JobStatus.DOWNLOADING, finished_at=None)
+            self._insert_event(key, "download_again", why)
+        return row
 
     def record_failed(
         self,

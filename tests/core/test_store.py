@@ -150,10 +150,11 @@ def test_garbage_file_is_a_state_error(tmp_path: Path) -> None:
 
 @given(st.sampled_from(list(JobStatus)), st.sampled_from(list(JobStatus)))
 def test_transition_table_shape(old: JobStatus, new: JobStatus) -> None:
-    """Succeeded is final; failed and blocked only go back to pending; nothing skips submitting."""
+    """Succeeded only goes back to downloading (a file was lost; nothing is resubmitted); failed
+    and blocked only go back to pending; nothing skips submitting."""
     allowed = can_transition(old, new)
-    if old is JobStatus.SUCCEEDED:
-        assert not allowed
+    if old is JobStatus.SUCCEEDED and allowed:
+        assert new is JobStatus.DOWNLOADING
     if old in (JobStatus.FAILED, JobStatus.BLOCKED) and allowed:
         assert new is JobStatus.PENDING
     if old is JobStatus.PENDING and new in (JobStatus.RUNNING, JobStatus.DOWNLOADING):

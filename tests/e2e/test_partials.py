@@ -1,4 +1,5 @@
-"""Result files on disk: leftovers of a killed run are removed; videos honour the umask."""
+"""Result files on disk: checked against the record at every run, leftovers of a killed run
+removed, written with the umask."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 
 from batchgen import RunSettings, run_manifest
 from batchgen.emulator import EmulatorConfig, EmulatorThread
+from batchgen.store import StateStore
 
 from .helpers import TIME_SCALE, write_manifest
 
@@ -48,3 +50,31 @@ def test_videos_are_written_with_the_umask(tmp_path: Path) -> None:
     assert expected == 0o666 & ~umask
     for video in (tmp_path / "out").glob("*.mp4"):
         assert stat.S_IMODE(video.stat().st_mode) == expected, video
+
+
+def test_a_deleted_or_truncated_video_is_downloaded_again_with_nothing_submitted(
+    tmp_path: Path,
+) -> None:
+    """The record is checked against the disk: a video deleted and one cut short since the
+    last run are fetched again from their paid tasks; no task is created, all succeed."""
+    manifest = write_manifest(tmp_path)
+    cfg = EmulatorConfig(time_scale=float(TIME_SCALE), seed=2, rate_limit_per_s=1000.0)
+    with EmulatorThread(cfg) as emu:
+        env = {"RIVYA_BASE_URL": emu.base_url, "RIVYA_API_KEY": emu.api_key}
+        settings = RunSettings(state_path=tmp_path / "s.db", time_scale=float(TIME_SCALE), env=env)
+        assert run_manifest(manifest, settings).exit_code == 0
+        out = tmp_path / "out"
+        sizes = {p.name: p.stat().st_size for p in out.glob("*.mp4")}
+        (out / "hero.mp4").unlink()
+        with open(out / "sneaker-16x9.mp4", "r+b") as video:
+            video.truncate(1000)
+        tasks_before = len(emu.ledger()["tasks"])
+        again = run_manifest(manifest, settings)
+        tasks_after = len(emu.ledger()["tasks"])
+    assert again.exit_code == 0
+    assert (again.outcome.submitted, again.outcome.replayed) == (0, 0)
+    assert tasks_after == tasks_before
+    assert {p.name: p.stat().st_size for p in out.glob("*.mp4")} == sizes
+    with StateStore.open_readonly(tmp_path / "s.db") as store:
+        kinds = [e.kind for e in store.recent_events(20)]
+    assert kinds.count("download_again") == 2
