@@ -112,6 +112,7 @@ class Runner:
         self._following: dict[str, TaskSchedule] = {}  # job key -> schedule, tasks polled now
         self._pending_kinds: Counter[TaskKind] = Counter()  # queued jobs not yet submitted
         self._inherited: set[str] = set()  # job keys in flight when the run started
+        self._fresh_urls: set[str] = set()  # job keys whose stored result URLs may be stale
         self._scope: anyio.CancelScope | None = None
 
     # -- the run -------------------------------------------------------------------------------
@@ -180,6 +181,7 @@ class Runner:
             why = self.downloads.damaged(row)
             if why is not None:
                 self._changed(row, self.store.download_again(row.job_key, why=why))
+                self._fresh_urls.add(row.job_key)
                 self.bus.emit(DownloadAgain(job_id=row.job_id, why=why))
 
     def _learn_from_state(self) -> None:
@@ -341,7 +343,13 @@ class Runner:
         return None
 
     async def _fetch(self, row: JobRow, spec: JobSpec) -> JobRow | None:
-        """downloading -> succeeded: every result file on disk."""
+        """downloading -> succeeded: every result file on disk. A file lost since an earlier
+        run is fetched with fresh URLs: the stored ones may have expired or moved meanwhile."""
+        if row.job_key in self._fresh_urls and row.task_id is not None:
+            self._fresh_urls.discard(row.job_key)
+            task = await self.client.get_generation(row.task_id)
+            if task.status is RemoteStatus.SUCCEEDED and task.result_urls:
+                row = self.store.record_succeeded_remote(row.job_key, task, polled=False)
         row, outputs, sizes = await self.downloads.fetch_all(row, spec)
         return self._changed(row, self.store.record_outputs(row.job_key, outputs, sizes))
 
