@@ -29,11 +29,12 @@ from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager
 from typing import Any
+from urllib.parse import urlsplit
 
 import anyio
 
 from batchgen.client import RivyaClient
-from batchgen.config import RunConfig
+from batchgen.config import RunConfig, is_loopback
 from batchgen.downloads import Downloader
 from batchgen.errors import (
     InsufficientCreditsError,
@@ -199,6 +200,10 @@ class Runner:
                 self._pending_kinds[task_kind(self.specs[row.job_key].params_dict)] += 1
             elif row.status is JobStatus.RUNNING:
                 self._inherited.add(row.job_key)
+            elif row.status is JobStatus.DOWNLOADING and any(
+                _from_another_local_server(url, self.client.base_url) for url in row.result_urls
+            ):
+                self._fresh_urls.add(row.job_key)
         return rows
 
     async def _worker(self, queue: deque[JobRow]) -> None:
@@ -432,6 +437,17 @@ async def run_batch(
 ) -> RunOutcome:
     """Run (or resume) the batch; returns how the run ended. Job results are in ``store``."""
     return await Runner(manifest, store, client, config, bus, signals).run()
+
+
+def _from_another_local_server(url: str, base_url: str) -> bool:
+    """A loopback URL on another origin than this run's server: a result URL of an earlier
+    rehearsal's in-process emulator (it listens on a new port each run), which no longer
+    answers. Its task is fetched again for URLs of the server of this run."""
+    here, there = urlsplit(base_url), urlsplit(url)
+    return is_loopback(there.hostname) and (there.scheme, there.netloc) != (
+        here.scheme,
+        here.netloc,
+    )
 
 
 def _primary(group: BaseExceptionGroup[Any]) -> BaseException:

@@ -4,10 +4,11 @@ removed, written with the umask."""
 from __future__ import annotations
 
 import os
+import sqlite3
 import stat
 from pathlib import Path
 
-from batchgen import RunSettings, run_manifest
+from batchgen import EmulatorChoice, RunSettings, run_manifest
 from batchgen.emulator import EmulatorConfig, EmulatorThread
 from batchgen.store import StateStore
 
@@ -78,3 +79,19 @@ def test_a_deleted_or_truncated_video_is_downloaded_again_with_nothing_submitted
     with StateStore.open_readonly(tmp_path / "s.db") as store:
         kinds = [e.kind for e in store.recent_events(20)]
     assert kinds.count("download_again") == 2
+
+
+def test_a_rehearsal_stopped_mid_download_finishes_on_the_next_emulator(tmp_path: Path) -> None:
+    """The in-process emulator listens on a new port each run: a job left downloading by an
+    interrupted rehearsal takes fresh result URLs from its task instead of calling the old
+    port until the retries run out."""
+    manifest = write_manifest(tmp_path, products=("a",))
+    state = tmp_path / "s.db"
+    settings = RunSettings(state_path=state, emulator=EmulatorChoice(time_scale=0.002))
+    assert run_manifest(manifest, settings).exit_code == 0
+    (tmp_path / "out" / "hero.mp4").unlink()
+    with sqlite3.connect(state) as db:  # as if the run had stopped before this download
+        db.execute("UPDATE jobs SET status = 'downloading', outputs = '[]' WHERE job_id = 'hero'")
+    again = run_manifest(manifest, settings)
+    assert again.exit_code == 0 and again.outcome.submitted == 0
+    assert (tmp_path / "out" / "hero.mp4").stat().st_size > 0
