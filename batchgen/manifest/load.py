@@ -9,6 +9,8 @@ collected and reported together; nothing here touches the network or a database.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from dataclasses import replace
 from pathlib import Path
 
@@ -89,4 +91,24 @@ def output_dir_problem(path: Path) -> str | None:
         return f"cannot be created: {probe} is a file, not a folder"
     if not os.access(probe, os.W_OK | os.X_OK):
         return f"is not writable ({probe} does not allow it); choose another folder"
+    return _write_problem(probe)
+
+
+MIN_FREE_BYTES = 64 * 1024 * 1024  # room for at least one video (a 15 s clip is a few MB)
+
+
+def _write_problem(folder: Path) -> str | None:
+    """Write (and remove) a probe file in ``folder``, the output folder or its nearest existing
+    parent: permissions alone do not tell (root may 'write' /proc; a read-only mount)."""
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".batchgen-probe-"):
+            pass
+        free = shutil.disk_usage(folder).free
+    except OSError as exc:
+        return f"cannot be written ({folder}: {exc.strerror or exc}); choose another folder"
+    if free < MIN_FREE_BYTES:
+        return (
+            f"has no room for a video ({free // 1024:,} KB free on {folder}); free some space "
+            "or choose another folder"
+        )
     return None

@@ -422,6 +422,22 @@ def test_output_dir_that_is_a_file(write: Write) -> None:
     ]
 
 
+def test_output_dir_that_cannot_be_written(write: Write) -> None:
+    """A folder whose permissions look fine but that takes no files (/proc, even for root) is
+    refused at validation, before any task is paid for: a probe file is really written."""
+    write(
+        """
+        jobs:
+          - {id: one, prompt: "A"}
+        output:
+          dir: /proc/nope
+        """
+    )
+    (only,) = problems("m.yaml")  # the reason after "/proc:" is the kernel's own words
+    assert only.startswith("m.yaml:4:8: output.dir '/proc/nope' cannot be written (/proc: ")
+    assert only.endswith("); choose another folder")
+
+
 def test_wrong_types_of_sections(write: Write) -> None:
     """Each section of the wrong shape is named with the shape it needs."""
     write(
