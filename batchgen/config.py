@@ -28,11 +28,11 @@ from batchgen.gates import Gate
 from batchgen.models import Limits, Manifest
 from batchgen.polling import PollPolicy
 from batchgen.retry import RetryPolicy
+from batchgen.wire import is_loopback_host
 
 DEFAULT_BASE_URL = "https://rivya.ai"
 ENV_KEY = "RIVYA_API_KEY"
 ENV_BASE_URL = "RIVYA_BASE_URL"
-LOOPBACK_HOSTS = ("localhost", "::1")
 
 
 @dataclass(frozen=True)
@@ -44,11 +44,6 @@ class Connection:
 
     def __repr__(self) -> str:
         return f"Connection(base_url={self.base_url!r}, api_key=<redacted>)"
-
-
-def is_loopback(host: str | None) -> bool:
-    host = (host or "").strip("[]").lower()
-    return host in LOOPBACK_HOSTS or host.startswith("127.")
 
 
 def resolve_base_url(env: Mapping[str, str] | None = None) -> str:
@@ -80,7 +75,7 @@ def resolve_connection(env: Mapping[str, str] | None = None) -> Connection:
         )
     if re.search(r"\s", key):
         raise ConfigError(f"{ENV_KEY} contains whitespace; paste the key alone")
-    if parts.scheme == "http" and not is_loopback(parts.hostname):
+    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
         raise ConfigError(
             f"refusing to send the API key over plain http to {parts.hostname}",
             hint=f"Use https:// in {ENV_BASE_URL}; plain http is allowed only for loopback.",
@@ -206,7 +201,7 @@ def _poll_time_scale(
         return 1.0, ()
     assert connection is not None
     host = urlsplit(connection.base_url).hostname
-    if asked >= 1.0 or is_loopback(host):
+    if asked >= 1.0 or is_loopback_host(host):
         return asked, ()
     note = (
         f"--time-scale {asked:g} ignored: {host} is not a local emulator, and batchgen never "

@@ -34,7 +34,7 @@ from urllib.parse import urlsplit
 import anyio
 
 from batchgen.client import RivyaClient
-from batchgen.config import RunConfig, is_loopback
+from batchgen.config import RunConfig
 from batchgen.downloads import Downloader
 from batchgen.errors import (
     InsufficientCreditsError,
@@ -66,6 +66,7 @@ from batchgen.schedule import TaskSchedule, eta_s, schedule_for
 from batchgen.signals import SignalCatcher
 from batchgen.store import JobRow, StateStore
 from batchgen.uploads import Uploader
+from batchgen.wire import is_loopback_host
 
 log = logging.getLogger("batchgen.runner")
 
@@ -444,7 +445,7 @@ def _from_another_local_server(url: str, base_url: str) -> bool:
     rehearsal's in-process emulator (it listens on a new port each run), which no longer
     answers. Its task is fetched again for URLs of the server of this run."""
     here, there = urlsplit(base_url), urlsplit(url)
-    return is_loopback(there.hostname) and (there.scheme, there.netloc) != (
+    return is_loopback_host(there.hostname) and (there.scheme, there.netloc) != (
         here.scheme,
         here.netloc,
     )

@@ -17,8 +17,8 @@ LAYERS: list[set[str]] = [
     {"models", "files"},  # shared frozen dataclasses and enums; result files on disk
     {"outcome", "contract", "retry", "polling", "rows"},  # pure rules; the state's rows
     {"events", "gates", "schedule", "manifest", "signals"},  # pure, over the above
-    {"wire", "store", "eventlog", "progress", "config", "plan"},  # wire format, state, config
-    {"client", "report", "recorder"},  # HTTP; the typed report; the events table
+    {"wire", "store", "eventlog", "progress", "plan"},  # wire format, state, subscribers
+    {"client", "report", "recorder", "config"},  # HTTP; report; events table; RunConfig
     {"uploads"},
     {"downloads"},
     {"runner"},

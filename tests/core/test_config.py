@@ -34,12 +34,18 @@ def test_flags_override_the_manifest_which_overrides_defaults() -> None:
     assert MANIFEST.limits.rate_per_s == 3.0, "the manifest stays what the file said"
 
 
-@pytest.mark.parametrize("asked", [0.001, 0.5])
-def test_a_real_service_is_never_polled_faster_than_its_guidance(asked: float) -> None:
-    """--time-scale below 1 against a host that is not loopback is ignored, with a note."""
-    config = resolve_run_config(
-        MANIFEST, RunSettings(time_scale=asked, env=env("https://api.example"))
-    )
+@pytest.mark.parametrize(
+    ("asked", "url"),
+    [
+        (0.001, "https://api.example"),
+        (0.5, "https://api.example"),
+        (0.01, "https://127.evil.example"),
+    ],
+)
+def test_a_real_service_is_never_polled_faster_than_its_guidance(asked: float, url: str) -> None:
+    """--time-scale below 1 against a host that is not loopback (a name that merely starts
+    with "127." included) is ignored, with a note."""
+    config = resolve_run_config(MANIFEST, RunSettings(time_scale=asked, env=env(url)))
     assert config.poll.time_scale == 1.0
     assert config.notes and "ignored" in config.notes[0]
 
