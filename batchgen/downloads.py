@@ -17,7 +17,7 @@ from pathlib import Path
 from batchgen.client import RivyaClient
 from batchgen.errors import LocalJobError, ResultExpiredError
 from batchgen.events import Downloaded, EventBus
-from batchgen.models import JobSpec, output_stem
+from batchgen.models import JobSpec, RemoteStatus, output_stem
 from batchgen.store import JobRow, StateStore
 
 MAX_URL_REFRESHES = 3  # fresh task GETs for expired result URLs, per job
@@ -36,21 +36,37 @@ class Downloader:
         self.client = client
         self.bus = bus
 
-    async def fetch_all(self, row: JobRow, spec: JobSpec) -> tuple[JobRow, list[str], list[int]]:
+    async def fetch_all(
+        self, row: JobRow, spec: JobSpec, *, fresh: bool = False
+    ) -> tuple[JobRow, list[str], list[int]]:
         """Download every result of ``row``'s task; returns the row as last recorded (a URL
         refresh records the task again), the output paths and their sizes. Does not mark the
-        job succeeded."""
-        urls = list(row.result_urls)
+        job succeeded. ``fresh``: ask the task for its URLs first (the stored ones are from an
+        earlier run and may have expired or moved)."""
+        if fresh:
+            row = await self._refreshed(row)
         for refreshes in range(MAX_URL_REFRESHES + 1):
             try:
-                return (row, *await self._download(spec, urls))
+                return (row, *await self._download(spec, list(row.result_urls)))
             except ResultExpiredError:
-                if refreshes >= MAX_URL_REFRESHES or row.task_id is None:
+                if refreshes >= MAX_URL_REFRESHES:
                     break
-                task = await self.client.get_generation(row.task_id)
-                urls = list(task.result_urls)
-                row = self.store.record_succeeded_remote(row.job_key, task, polled=False)
+                row = await self._refreshed(row)
         raise LocalJobError("result_expired", "the result URLs kept expiring")
+
+    async def _refreshed(self, row: JobRow) -> JobRow:
+        """The task fetched again for fresh result URLs, recorded. The answer is checked, not
+        trusted: a task that no longer says it succeeded, with at least one URL, gives none."""
+        if row.task_id is None:
+            raise LocalJobError("result_unavailable", "the job has no task to fetch results from")
+        task = await self.client.get_generation(row.task_id)
+        if task.status is not RemoteStatus.SUCCEEDED or not task.result_urls:
+            raise LocalJobError(
+                "result_unavailable",
+                f"task {row.task_id} now says {task.raw_status or task.status.value!r} and "
+                "offers no result URL",
+            )
+        return self.store.record_succeeded_remote(row.job_key, task, polled=False)
 
     async def _download(self, spec: JobSpec, urls: list[str]) -> tuple[list[str], list[int]]:
         outputs, sizes = [], []

@@ -351,12 +351,9 @@ class Runner:
     async def _fetch(self, row: JobRow, spec: JobSpec) -> JobRow | None:
         """downloading -> succeeded: every result file on disk. A file lost since an earlier
         run is fetched with fresh URLs: the stored ones may have expired or moved meanwhile."""
-        if row.job_key in self._fresh_urls and row.task_id is not None:
-            self._fresh_urls.discard(row.job_key)
-            task = await self.client.get_generation(row.task_id)
-            if task.status is RemoteStatus.SUCCEEDED and task.result_urls:
-                row = self.store.record_succeeded_remote(row.job_key, task, polled=False)
-        row, outputs, sizes = await self.downloads.fetch_all(row, spec)
+        fresh = row.job_key in self._fresh_urls
+        self._fresh_urls.discard(row.job_key)
+        row, outputs, sizes = await self.downloads.fetch_all(row, spec, fresh=fresh)
         return self._changed(row, self.store.record_outputs(row.job_key, outputs, sizes))
 
     # -- outcomes ------------------------------------------------------------------------------

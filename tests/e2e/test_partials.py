@@ -8,8 +8,17 @@ import sqlite3
 import stat
 from pathlib import Path
 
+import anyio
+import pytest
+
 from batchgen import EmulatorChoice, RunSettings, run_manifest
+from batchgen.client import RivyaClient
+from batchgen.downloads import Downloader
 from batchgen.emulator import EmulatorConfig, EmulatorThread
+from batchgen.errors import LocalJobError
+from batchgen.events import EventBus
+from batchgen.manifest import load_manifest
+from batchgen.models import JobStatus, job_key
 from batchgen.store import StateStore
 
 from .helpers import TIME_SCALE, write_manifest
@@ -95,3 +104,33 @@ def test_a_rehearsal_stopped_mid_download_finishes_on_the_next_emulator(tmp_path
     again = run_manifest(manifest, settings)
     assert again.exit_code == 0 and again.outcome.submitted == 0
     assert (tmp_path / "out" / "hero.mp4").stat().st_size > 0
+
+
+def test_fresh_result_urls_are_checked_not_trusted(tmp_path: Path) -> None:
+    """Asked again for its results, a task that does not say it succeeded (here: still
+    queued) fails that download with a clear code; no job is recorded succeeded with no file."""
+    manifest = load_manifest(write_manifest(tmp_path, products=("a",)))
+    spec = manifest.jobs[0]
+    key = job_key(manifest.batch, spec.id, spec.request_hash)
+    cfg = EmulatorConfig(time_scale=1.0, seed=2, rate_limit_per_s=1000.0)  # tasks take minutes
+
+    async def refetch() -> str:
+        with StateStore.open(tmp_path / "s.db", manifest.batch) as store:
+            async with RivyaClient(emu.base_url, emu.api_key) as client:
+                store.sync_jobs(manifest.jobs)
+                row = store.begin_submit(key, {"model": spec.model, "prompt": spec.prompt})
+                assert row.request_body is not None and row.idempotency_key is not None
+                task = await client.create_generation(
+                    row.request_body, idempotency_key=row.idempotency_key
+                )
+                store.record_task(key, task)
+                with sqlite3.connect(store.path) as db:  # a record that says more than is true
+                    db.execute("UPDATE jobs SET status = 'downloading' WHERE job_key = ?", [key])
+                downloads = Downloader(tmp_path / "out", store, client, EventBus())
+                with pytest.raises(LocalJobError) as info:
+                    await downloads.fetch_all(store.job(key), spec, fresh=True)
+                assert store.job(key).status is JobStatus.DOWNLOADING
+                return info.value.code
+
+    with EmulatorThread(cfg) as emu:
+        assert anyio.run(refetch, backend="asyncio") == "result_unavailable"
