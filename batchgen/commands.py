@@ -35,7 +35,7 @@ from batchgen.eventlog import EventLog
 from batchgen.events import EventBus, RunFinished
 from batchgen.limits import RequestLimiter
 from batchgen.manifest import load_manifest
-from batchgen.models import JobSpec, Manifest, job_key
+from batchgen.models import Manifest
 from batchgen.outcome import RunOutcome, run_exit_code
 from batchgen.progress import ProgressDisplay
 from batchgen.recorder import EventRecorder
@@ -71,7 +71,7 @@ def run_manifest(path: Path, settings: RunSettings | None = None) -> RunResult:
         log.warning("%s", note)
     bus = EventBus(EventLog(), *config.subscribers)
     with StateStore.open(config.state_path, manifest.batch) as store:
-        bus.subscribe(EventRecorder(store, {s.id: _key(manifest, s) for s in manifest.jobs}))
+        bus.subscribe(EventRecorder(store))
         with _progress(config, bus, len(manifest.jobs)):
             outcome = anyio.run(_run_async, manifest, store, config, bus, catcher)
         report = report_from_store(manifest, store)
@@ -85,10 +85,6 @@ def run_manifest(path: Path, settings: RunSettings | None = None) -> RunResult:
             )
         )
     return RunResult(report, outcome, int(code), config.state_path, config)
-
-
-def _key(manifest: Manifest, spec: JobSpec) -> str:
-    return job_key(manifest.batch, spec.id, spec.request_hash)
 
 
 @contextlib.contextmanager

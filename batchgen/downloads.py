@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from batchgen.client import RivyaClient
@@ -78,22 +78,6 @@ class Downloader:
             self.bus.emit(Downloaded(job_id=spec.id, path=str(dest), size_bytes=size))
         return outputs, sizes
 
-    @staticmethod
-    def damaged(row: JobRow) -> str | None:
-        """Why a succeeded job's files are not as recorded (missing, or another size), or None.
-        Rows from before sizes were recorded are only checked for a non-empty file."""
-        sizes = row.output_sizes or (None,) * len(row.outputs)
-        for path, size in zip(row.outputs, sizes, strict=False):
-            try:
-                found = os.stat(path).st_size
-            except OSError:
-                return f"{path} is missing"
-            if size is None and found == 0:
-                return f"{path} is empty"
-            if size is not None and found != size:
-                return f"{path} has {found:,} bytes, not the {size:,} recorded"
-        return None
-
     def remove_partials(self, job_ids: Iterable[str]) -> int:
         """Delete the temp files of downloads that a killed run left behind (``.<name>.mp4.
         <random>.part`` beside a job's video), for this batch's jobs only. Call it while the
@@ -127,3 +111,18 @@ class Downloader:
                 "bad_output_path", f"job id {job_id!r} does not make a safe file name"
             )
         return path
+
+
+def damaged(outputs: Sequence[str], sizes: Sequence[int] | None) -> str | None:
+    """Why a succeeded job's files are not as recorded (missing, or another size), or None.
+    Rows from before sizes were recorded are only checked for a non-empty file."""
+    for path, size in zip(outputs, sizes or (None,) * len(outputs), strict=False):
+        try:
+            found = os.stat(path).st_size
+        except OSError:
+            return f"{path} is missing"
+        if size is None and found == 0:
+            return f"{path} is empty"
+        if size is not None and found != size:
+            return f"{path} has {found:,} bytes, not the {size:,} recorded"
+    return None

@@ -193,7 +193,3 @@ class EventBus:
     def emit(self, event: Event) -> None:
         for subscriber in tuple(self._subscribers):
             subscriber(event)
-
-
-def ignore(event: Event) -> None:
-    """A subscriber that does nothing (the default where nobody listens)."""

@@ -52,10 +52,6 @@ class Latch:
         self.name = name
         self._hold: Hold | None = None
 
-    @property
-    def closed(self) -> bool:
-        return self._hold is not None
-
     def close(self, reason: StopReason, message: str, *, block: bool = False) -> bool:
         """Close the latch; True if it was open (the first close says why)."""
         if self._hold is not None:

@@ -77,14 +77,6 @@ class RunOutcome:
         self.stop_reasons.append(reason)
         return True
 
-    @property
-    def interrupted(self) -> StopReason | None:
-        """The signal that stopped the run, if one did."""
-        for reason in self.stop_reasons:
-            if reason in (StopReason.SIGINT, StopReason.SIGTERM):
-                return reason
-        return None
-
 
 def describe_stops(outcome: RunOutcome) -> str:
     """Why the run stopped early, for people: "credits ran out (...); 2 task(s) ..."."""

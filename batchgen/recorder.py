@@ -25,13 +25,9 @@ from batchgen.store import StateStore
 class EventRecorder:
     """Subscribe an instance to a run's ``EventBus``."""
 
-    def __init__(self, store: StateStore, keys: dict[str, str] | None = None) -> None:
+    def __init__(self, store: StateStore) -> None:
         self.store = store
-        self.keys = keys or {}  # job id -> job key of the manifest's version
         self._held: set[str] = set()
-
-    def _key(self, job_id: str) -> str | None:
-        return self.keys.get(job_id)
 
     def __call__(self, event: Event) -> None:
         kind, job_id, detail = _describe(event)
@@ -39,8 +35,10 @@ class EventRecorder:
             if detail in self._held:
                 return
             self._held.add(detail)
-        if kind is not None:
-            self.store.log_event(self._key(job_id) if job_id else None, kind, detail)
+        if kind is not None and job_id is not None:
+            self.store.log_job_event(job_id, kind, detail)
+        elif kind is not None:
+            self.store.log_event(None, kind, detail)
 
 
 def _describe(event: Event) -> tuple[str | None, str | None, str]:

@@ -35,7 +35,7 @@ import anyio
 
 from batchgen.client import RivyaClient
 from batchgen.config import RunConfig
-from batchgen.downloads import Downloader
+from batchgen.downloads import Downloader, damaged
 from batchgen.errors import (
     InsufficientCreditsError,
     JobApiError,
@@ -179,12 +179,16 @@ class Runner:
     def _check_outputs(self) -> None:
         """A succeeded job whose file was deleted or damaged is downloaded again (its task is
         paid for; nothing is submitted)."""
-        for row in self.store.jobs(statuses=[JobStatus.SUCCEEDED]):
-            why = self.downloads.damaged(row)
-            if why is not None:
-                self._changed(row, self.store.download_again(row.job_key, why=why))
-                self._fresh_urls.add(row.job_key)
-                self.bus.emit(DownloadAgain(job_id=row.job_id, why=why))
+        lost = [
+            (key, why)
+            for key, outputs, sizes in self.store.recorded_outputs()
+            if (why := damaged(outputs, sizes)) is not None
+        ]  # read them all before the first write: no update under an open cursor
+        for key, why in lost:
+            row = self.store.job(key)
+            self._changed(row, self.store.download_again(key, why=why))
+            self._fresh_urls.add(key)
+            self.bus.emit(DownloadAgain(job_id=row.job_id, why=why))
 
     def _learn_from_state(self) -> None:
         """Seed the run-time model with the batch's tasks that finished in earlier runs."""
@@ -407,7 +411,12 @@ class Runner:
         self._changed(row, self.store.record_blocked(row.job_key, message=message, task=task))
 
     def _changed(self, old: JobRow, new: JobRow) -> JobRow:
-        """Emit the change of a job's row (every store transition goes through here)."""
+        """Emit the change of a job's row (every store transition goes through here). A poll
+        that changed neither the status nor the credits tells no one anything: not emitted."""
+        credits = (new.reserved_credits, new.final_credits)
+        previous_credits = (old.reserved_credits, old.final_credits)
+        if new.status is old.status and credits == previous_credits:
+            return new
         self.bus.emit(
             JobChanged(
                 job_id=new.job_id,
@@ -418,8 +427,8 @@ class Runner:
                 error_code=new.error_code,
                 message=new.error_message,
                 request_id=new.request_id,
-                credits=(new.reserved_credits, new.final_credits),
-                previous_credits=(old.reserved_credits, old.final_credits),
+                credits=credits,
+                previous_credits=previous_credits,
             )
         )
         return new

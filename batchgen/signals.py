@@ -45,10 +45,6 @@ class SignalCatcher:
         self._loop: Any = None  # the run's asyncio loop while it listens
         self._previous: dict[int, Any] = {}
 
-    @property
-    def first(self) -> int | None:
-        return self.received[0] if self.received else None
-
     def install(self) -> None:
         """Take over SIGINT and SIGTERM (main thread only; elsewhere this does nothing)."""
         with contextlib.suppress(ValueError):  # not the main thread: signals are not ours

@@ -81,7 +81,7 @@ _JOB_COLUMNS: dict[str, Any] = {
     "created_at": str,
     "updated_at": str,
 }
-# Added by schema version 2 (ALTER TABLE): the task's timestamps, see ``_migrate_to_2``.
+# Schema version 2 adds the task's timestamps and ``output_sizes`` (``_migrate_to_2``).
 
 
 class StateStore:
@@ -386,7 +386,7 @@ class StateStore:
             key,
             JobStatus.RUNNING,
             task_id=task.id,
-            remote_status=task.raw_status or task.status.value,
+            remote_status=_remote_status(task),
             reserved_credits=task.reserved_credits,
             final_credits=task.final_credits,
             task_created_at=task.created_at,
@@ -402,7 +402,7 @@ class StateStore:
             JobStatus.RUNNING,
             count_poll=True,
             first_only=("task_started_at", "task_created_at"),
-            remote_status=task.raw_status or task.status.value,
+            remote_status=_remote_status(task),
             reserved_credits=task.reserved_credits,
             task_started_at=_started_at(task),
             task_created_at=task.created_at,
@@ -416,7 +416,7 @@ class StateStore:
             JobStatus.DOWNLOADING,
             count_poll=polled,
             first_only=("task_created_at", "task_finished_at"),
-            remote_status=task.status.value,
+            remote_status=_remote_status(task),
             reserved_credits=task.reserved_credits,
             final_credits=task.final_credits,
             result_urls=list(task.result_urls),
@@ -458,7 +458,7 @@ class StateStore:
         extra: dict[str, Any] = {}
         if task is not None:
             extra = {
-                "remote_status": task.raw_status or task.status.value,
+                "remote_status": _remote_status(task),
                 "reserved_credits": task.reserved_credits,
                 "final_credits": task.final_credits,
                 "task_finished_at": task.updated_at,
@@ -477,7 +477,7 @@ class StateStore:
         """Out of credits: this job waits for a later run (which uses the next attempt)."""
         extra: dict[str, Any] = {}
         if task is not None:
-            extra = {"remote_status": task.status.value, "final_credits": task.final_credits}
+            extra = {"remote_status": _remote_status(task), "final_credits": task.final_credits}
         return self._transition(
             key,
             JobStatus.BLOCKED,
@@ -520,19 +520,32 @@ class StateStore:
         """A blocked (or, on request, failed) job gets a new attempt (see ``new_attempt``)."""
         return self.new_attempt(key, why="requeued")
 
-    def finished_runs(self) -> list[tuple[dict[str, str], float, float | None]]:
-        """(params, run seconds, seconds to the start of processing or None) of every task of
-        this batch that succeeded, by the service's own timestamps: what a resumed run's
-        run-time model starts from."""
+    def recorded_outputs(self) -> Iterator[tuple[str, tuple[str, ...], tuple[int, ...] | None]]:
+        """(job key, output paths, their recorded sizes or None) of every succeeded job the
+        manifest names: what a run checks against the disk. Only these columns are read."""
+        sql = "SELECT job_key, outputs, output_sizes FROM jobs WHERE status = ? AND in_manifest = 1"
+        for key, outputs, sizes in self.db.execute(sql, [JobStatus.SUCCEEDED.value]):
+            yield (
+                key,
+                tuple(json.loads(outputs or "[]")),
+                tuple(json.loads(sizes)) if sizes else None,
+            )
+
+    def finished_runs(self, limit: int = 5000) -> list[tuple[dict[str, str], float, float | None]]:
+        """(params, run seconds, seconds to the start of processing or None) of the batch's
+        ``limit`` latest succeeded tasks, oldest first, by the service's own timestamps: what a
+        resumed run's run-time model starts from (it keeps only the latest few hundred per kind
+        anyway, so a million-job state is not read whole)."""
         sql = (
             "SELECT params, task_created_at, task_started_at, task_finished_at FROM jobs "
             "WHERE status IN (?, ?) AND task_created_at IS NOT NULL "
-            "AND task_finished_at IS NOT NULL"
+            "AND task_finished_at IS NOT NULL ORDER BY rowid DESC LIMIT ?"
         )
+        found = self.db.execute(
+            sql, [JobStatus.DOWNLOADING.value, JobStatus.SUCCEEDED.value, limit]
+        ).fetchall()
         out = []
-        for params, created, started, finished in self.db.execute(
-            sql, [JobStatus.DOWNLOADING.value, JobStatus.SUCCEEDED.value]
-        ).fetchall():
+        for params, created, started, finished in reversed(found):  # oldest first
             t0, t1 = parse_timestamp(created), parse_timestamp(finished)
             if t0 is None or t1 is None or t1 <= t0:
                 continue
@@ -559,11 +572,6 @@ class StateStore:
             uploaded_at=r["uploaded_at"],
         )
 
-    def forget_upload(self, source_key: str) -> None:
-        """The service no longer accepts this upload: the next use uploads the file again."""
-        with self._tx():
-            self.db.execute("DELETE FROM uploads WHERE source_key = ?", [source_key])
-
     def save_upload(self, source_key: str, up: UploadedFile) -> None:
         with self._tx():
             self.db.table("uploads").insert(
@@ -586,6 +594,15 @@ class StateStore:
         with self._tx():
             self._insert_event(key, kind, detail)
 
+    def log_job_event(self, job_id: str, kind: str, detail: str = "") -> None:
+        """``log_event`` for the version of ``job_id`` that the manifest names now."""
+        with self._tx():
+            self.db.execute(
+                "INSERT INTO events (at, job_key, kind, detail) VALUES (?, (SELECT job_key FROM "
+                "jobs WHERE job_id = ? AND in_manifest = 1 LIMIT 1), ?, ?)",
+                [_now(), job_id, kind, detail[:2000]],
+            )
+
     def _insert_event(self, key: str | None, kind: str, detail: str) -> None:
         self.db.execute(
             "INSERT INTO events (at, job_key, kind, detail) VALUES (?, ?, ?, ?)",
@@ -603,13 +620,15 @@ class StateStore:
             for at, kind, detail, job_id in self.db.execute(sql, [limit]).fetchall()
         )
 
-    def events(self, limit: int = 1000) -> list[dict[str, Any]]:
-        return list(self.db.query("SELECT * FROM events ORDER BY id DESC LIMIT ?", [limit]))
-
 
 _ALLOWED_FROM: dict[JobStatus, list[str]] = {
     new: [old.value for old, nexts in TRANSITIONS.items() if new in nexts] for new in JobStatus
 }
+
+
+def _remote_status(task: RemoteTask) -> str:
+    """The status as the service sent it (an unknown one too), for the ``remote_status`` column."""
+    return task.raw_status or task.status.value
 
 
 def _started_at(task: RemoteTask) -> str | None:

@@ -203,7 +203,7 @@ def test_new_attempt_is_one_transaction_from_submitting(store: StateStore) -> No
         None,
     )
     assert store.upload_for("sha256:x") is None
-    assert store.events()[0]["kind"] == "new_attempt"
+    assert store.recent_events(1)[0].kind == "new_attempt"
     assert store.begin_submit(k, {}).idempotency_key != first
 
 

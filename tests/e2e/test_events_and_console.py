@@ -112,5 +112,5 @@ def test_a_run_emits_every_job_change_on_one_bus(tmp_path: Path) -> None:
     done = [e for e in seen if isinstance(e, JobChanged) and e.status is JobStatus.SUCCEEDED]
     assert sorted(e.job_id for e in done) == sorted(j.id for j in result.report.jobs)
     with StateStore.open_readonly(tmp_path / "s.db") as store:
-        kinds = [e["kind"] for e in store.events()]
+        kinds = [e.kind for e in store.recent_events(1000)]
     assert kinds[0] == "run_finished" and kinds[-1] == "run_started"
