@@ -1,7 +1,9 @@
 """The text log: one subscriber that turns a run's events into ``logging`` records.
 
 Levels: warnings for what a person should act on (failures, stuck tasks, a stop); info (``-v``)
-for each job's progress; debug (``-vv``) for every HTTP request. Each record carries the job id
+for each job's progress. Every HTTP request and retry is logged at debug (``-vv``) by the client
+itself, with its path and attempt number: its ``RequestAnswered`` and ``RequestRetried`` events
+are not logged a second time here. Each record carries the job id
 as ``record.job_id`` for handlers that want it as a field.
 """
 
@@ -18,8 +20,6 @@ from batchgen.events import (
     JobUnfinished,
     NewAttempt,
     RateLimited,
-    RequestAnswered,
-    RequestRetried,
     RunFinished,
     RunStarted,
     Stopping,
@@ -103,21 +103,10 @@ class EventLog:
     def _Stopping(self, e: Stopping) -> None:
         self._say(logging.WARNING, e.detail)
 
-    def _RequestAnswered(self, e: RequestAnswered) -> None:
-        answer = "no answer" if e.status is None else str(e.status)
-        rid = f" requestId={e.request_id}" if e.request_id else ""
-        self._say(logging.DEBUG, f"{e.endpoint} -> {answer}{rid}")
-
     def _RateLimited(self, e: RateLimited) -> None:
         wait = "no Retry-After" if e.retry_after_s is None else f"Retry-After {e.retry_after_s:g}s"
         rate = f"; rate now {e.rate_per_s:.2f}/s" if e.rate_per_s is not None else ""
         self._say(logging.INFO, f"429 on {e.endpoint} ({wait}){rate}")
-
-    def _RequestRetried(self, e: RequestRetried) -> None:
-        self._say(
-            logging.DEBUG,
-            f"{e.endpoint} attempt {e.attempt} failed ({e.error}); retry in {e.delay_s:.2f}s",
-        )
 
     def _RunFinished(self, e: RunFinished) -> None:
         why = ", ".join(r.value for r in e.stop_reasons) or "nothing left to do"
