@@ -85,7 +85,7 @@ def _report_error(exc: BaseException, verbose: int) -> int:
         return int(exc.code or 0)
     if isinstance(exc, BrokenPipeError):  # `batchgen report | head`: the reader has enough
         _silence_stdout()
-        return int(ExitCode.PIPE_CLOSED)
+        return int(error_exit_code(exc))
     if verbose:
         traceback.print_exception(exc)
     if isinstance(exc, KeyboardInterrupt):

@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
 
 from batchgen.errors import (
-    BatchgenError,
     InsufficientCreditsError,
     Interrupted,
     ManifestError,
@@ -122,9 +121,9 @@ def error_exit_code(exc: BaseException) -> ExitCode:
         return ExitCode.RESUMABLE
     if isinstance(exc, KeyboardInterrupt):
         return ExitCode.INTERRUPTED
-    if isinstance(exc, BatchgenError):
-        return ExitCode.RUN_ERROR
-    return ExitCode.RUN_ERROR
+    if isinstance(exc, BrokenPipeError):
+        return ExitCode.PIPE_CLOSED
+    return ExitCode.RUN_ERROR  # any other BatchgenError, and a bug
 
 
 def signal_exit_code(signum: int) -> ExitCode:
