@@ -43,6 +43,10 @@ class JobRow:
     task_started_at: str | None = None  # the service's time processing began (if seen)
     task_finished_at: str | None = None  # the service's time the task finished
     output_sizes: tuple[int, ...] | None = None  # bytes of each output, as written
+    output_sha256: tuple[str, ...] | None = None  # hex sha256 of each output, as written
+    prompt: str | None = None
+    params: dict[str, str] | None = None  # the kling-3-0 params as sent (string form)
+    reference_files: tuple[str, ...] = ()  # each reference as the manifest named it
 
     @classmethod
     def from_db(cls, r: dict[str, Any]) -> JobRow:
@@ -74,7 +78,36 @@ class JobRow:
             task_started_at=r.get("task_started_at"),
             task_finished_at=r.get("task_finished_at"),
             output_sizes=tuple(json.loads(r["output_sizes"])) if r.get("output_sizes") else None,
+            output_sha256=(
+                tuple(json.loads(r["output_sha256"])) if r.get("output_sha256") else None
+            ),
+            prompt=r.get("prompt"),
+            params=json.loads(r["params"]) if r.get("params") else None,
+            reference_files=tuple(json.loads(r.get("reference_files") or "[]")),
         )
+
+
+@dataclass(frozen=True)
+class AttemptRow:
+    """A task an earlier attempt of a job created, kept when the job got a new attempt."""
+
+    job_key: str
+    job_id: str
+    attempt: int
+    task_id: str
+    remote_status: str | None
+    reserved_credits: int | None
+    final_credits: int | None
+    error_code: str | None
+    error_message: str | None
+    task_created_at: str | None
+    task_finished_at: str | None
+    ended_at: str
+    why: str
+
+    @classmethod
+    def from_db(cls, r: dict[str, Any]) -> AttemptRow:
+        return cls(**{name: r[name] for name in cls.__dataclass_fields__})
 
 
 @dataclass(frozen=True)

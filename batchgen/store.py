@@ -43,11 +43,11 @@ from batchgen.models import (
     job_key,
     parse_timestamp,
 )
-from batchgen.rows import JobRow, StoredEvent, UploadRow
+from batchgen.rows import AttemptRow, JobRow, StoredEvent, UploadRow
 
-__all__ = ["JobRow", "StateStore", "StoredEvent", "UploadRow"]
+__all__ = ["AttemptRow", "JobRow", "StateStore", "StoredEvent", "UploadRow"]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 TASK_TIME_COLUMNS = ("task_created_at", "task_recorded_at", "task_started_at", "task_finished_at")
 
 
@@ -81,7 +81,8 @@ _JOB_COLUMNS: dict[str, Any] = {
     "created_at": str,
     "updated_at": str,
 }
-# Schema version 2 adds the task's timestamps and ``output_sizes`` (``_migrate_to_2``).
+# Schema version 2 adds the task's timestamps and ``output_sizes`` (``_migrate_to_2``); version 3
+# adds ``output_sha256``, ``reference_files`` and the ``attempts`` table (``_migrate_to_3``).
 
 
 class StateStore:
@@ -170,6 +171,8 @@ class StateStore:
             self._migrate_to_1()
         if version < 2:
             self._migrate_to_2()
+        if version < 3:
+            self._migrate_to_3()
         self.db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     def _migrate_to_1(self) -> None:
@@ -215,6 +218,49 @@ class StateStore:
                 if column not in have:
                     self.db.execute(f"ALTER TABLE jobs ADD COLUMN {column} TEXT")
 
+    def _migrate_to_3(self) -> None:
+        """Version 3: each output's sha256 (``--verify`` checks it; a moved file is found by
+        it), each job's local reference files (a report reads without the manifest), and the
+        ``attempts`` table: a task an earlier attempt paid for, kept when the job gets a new
+        attempt, so the sums reconcile with the service's ledger."""
+        with self._tx():
+            have = {c.name for c in self.db.table("jobs").columns}
+            for column in ("output_sha256", "reference_files"):
+                if column not in have:
+                    self.db.execute(f"ALTER TABLE jobs ADD COLUMN {column} TEXT")
+            self.db.table("attempts").create(
+                {
+                    "id": int,
+                    "job_key": str,
+                    "attempt": int,
+                    "task_id": str,
+                    "remote_status": str,
+                    "reserved_credits": int,
+                    "final_credits": int,
+                    "error_code": str,
+                    "error_message": str,
+                    "task_created_at": str,
+                    "task_finished_at": str,
+                    "ended_at": str,
+                    "why": str,
+                },
+                pk="id",
+                if_not_exists=True,
+            )
+            self.db.table("attempts").create_index(["job_key"], if_not_exists=True)
+
+    # -- meta ----------------------------------------------------------------------------------
+
+    def meta(self) -> dict[str, str]:
+        """The ``meta`` table: what the state knows about itself (batch, service, ...)."""
+        return _meta(self.db)
+
+    def set_meta(self, **values: str) -> None:
+        """Write ``meta`` entries in one transaction."""
+        with self._tx():
+            for key, value in values.items():
+                self.db.table("meta").insert({"key": key, "value": value}, replace=True)
+
     def _check_batch(self) -> None:
         stored = _meta(self.db).get("batch")
         if stored is None:
@@ -253,6 +299,7 @@ class StateStore:
                 "in_manifest": 1,
                 "prompt": s.prompt,
                 "params": json.dumps(dict(s.params), sort_keys=True),
+                "reference_files": json.dumps([r.source for r in s.references]),
                 "created_at": now,
                 "updated_at": now,
             }
@@ -494,10 +541,13 @@ class StateStore:
         ``submitting`` (the service refused the stored body, so no task exists for its key).
         A crash leaves either the old row or the new one."""
         with self._tx():
+            before = self.job(key)
+            if before.task_id is not None:  # a task this attempt created stays in the record
+                self._keep_attempt(before, why)
             row = self._update(
                 key,
                 JobStatus.PENDING,
-                attempt=self.job(key).attempt + 1,
+                attempt=before.attempt + 1,
                 idempotency_key=None,
                 request_body=None,
                 task_id=None,
@@ -515,6 +565,36 @@ class StateStore:
                 self.db.execute("DELETE FROM uploads WHERE source_key = ?", [source_key])
             self._insert_event(key, "new_attempt", f"attempt {row.attempt}: {why}")
         return row
+
+    def _keep_attempt(self, row: JobRow, why: str) -> None:
+        self.db.execute(
+            "INSERT INTO attempts (job_key, attempt, task_id, remote_status, reserved_credits, "
+            "final_credits, error_code, error_message, task_created_at, task_finished_at, "
+            "ended_at, why) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                row.job_key,
+                row.attempt,
+                row.task_id,
+                row.remote_status,
+                row.reserved_credits,
+                row.final_credits,
+                row.error_code,
+                row.error_message,
+                row.task_created_at,
+                row.task_finished_at,
+                _now(),
+                why[:2000],
+            ],
+        )
+
+    def earlier_attempts(self) -> list[AttemptRow]:
+        """Every task an earlier attempt of a job created (kept by ``new_attempt``), oldest
+        first: the record of what the batch paid for besides each job's current task."""
+        sql = (
+            "SELECT a.*, j.job_id FROM attempts a JOIN jobs j ON j.job_key = a.job_key "
+            "ORDER BY a.id"
+        )
+        return [AttemptRow.from_db(r) for r in self.db.query(sql)]
 
     def requeue(self, key: str) -> JobRow:
         """A blocked (or, on request, failed) job gets a new attempt (see ``new_attempt``)."""
