@@ -142,6 +142,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         burst=args.burst,
         max_in_flight=args.max_in_flight,
         retry_failed=args.retry_failed,
+        verify=args.verify,
         handle_signals=True,
         progress_stream=None if args.quiet else sys.stderr,
         progress_interval_s=args.progress_interval,
@@ -268,8 +269,18 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _add_manifest(p: argparse.ArgumentParser) -> None:
-    p.add_argument("manifest", type=Path, metavar="MANIFEST", help="the batch's YAML manifest")
+def _add_manifest(p: argparse.ArgumentParser, *, optional: bool = False) -> None:
+    if not optional:
+        p.add_argument("manifest", type=Path, metavar="MANIFEST", help="the batch's YAML manifest")
+        return
+    p.add_argument(
+        "manifest",
+        type=Path,
+        metavar="MANIFEST",
+        nargs="?",
+        help="the batch's YAML manifest (optional with --state: the state alone is read; a "
+        "manifest that no longer validates falls back to its state too)",
+    )
 
 
 def _add_state(p: argparse.ArgumentParser) -> None:
@@ -359,6 +370,12 @@ def _add_run(
         help="give failed jobs a new attempt (a new idempotency key)",
     )
     p.add_argument(
+        "--verify",
+        action="store_true",
+        help="check every recorded video's sha256, not only its size (reads every file); "
+        "a damaged one is downloaded again",
+    )
+    p.add_argument(
         "--progress-interval",
         type=_positive_float,
         default=5.0,
@@ -406,7 +423,7 @@ def _add_simple(
         help="what happened to every job of a batch",
         description="Report every job of the batch from its state database.",
     )
-    _add_manifest(p)
+    _add_manifest(p, optional=True)
     _add_state(p)
     p.add_argument(
         "--format",
@@ -425,7 +442,7 @@ def _add_simple(
         help="one-paragraph summary of a batch's state",
         description="Counts per status, credits, and jobs the manifest no longer names.",
     )
-    _add_manifest(p)
+    _add_manifest(p, optional=True)
     _add_state(p)
     p.set_defaults(func=cmd_status)
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import yaml
 
 from batchgen import signals
 from batchgen.client import RivyaClient
@@ -29,8 +30,10 @@ from batchgen.config import (
     default_state_path,
     resolve_base_url,
     resolve_run_config,
+    state_path_for,
 )
 from batchgen.console import Console
+from batchgen.errors import ManifestError, UsageError
 from batchgen.eventlog import EventLog
 from batchgen.events import EventBus, RunFinished
 from batchgen.limits import RequestLimiter
@@ -40,7 +43,7 @@ from batchgen.outcome import RunOutcome, run_exit_code
 from batchgen.progress import ProgressDisplay
 from batchgen.recorder import EventRecorder
 from batchgen.redact import install_redaction
-from batchgen.report import Report, report_from_store
+from batchgen.report import Report, report_from_state, report_from_store
 from batchgen.runner import run_batch
 from batchgen.store import StateStore, StoredEvent
 
@@ -146,12 +149,11 @@ def _start_emulator(choice: EmulatorChoice, state_path: Path) -> Any:
     return running_emulator(cfg, host="127.0.0.1", port=0)
 
 
-def report_batch(path: Path, state_path: Path | None = None) -> Report:
-    """The report of a batch from its state database (read only; works during a run)."""
-    manifest = load_manifest(path)
-    state_path = state_path or default_state_path(manifest)
-    with StateStore.open_readonly(state_path, manifest.batch) as store:
-        return report_from_store(manifest, store)
+def report_batch(path: Path | None, state_path: Path | None = None) -> Report:
+    """The report of a batch from its state database (read only; works during a run). Given a
+    manifest that no longer validates (a reference moved, say) or none, the report is read
+    from the state alone: the jobs of its latest run."""
+    return _read_state(path, state_path, events=0).report
 
 
 @dataclass(frozen=True)
@@ -162,12 +164,53 @@ class BatchStatus:
     events: tuple[StoredEvent, ...]
 
 
-def status_batch(path: Path, state_path: Path | None = None, *, events: int = 5) -> BatchStatus:
+def status_batch(
+    path: Path | None, state_path: Path | None = None, *, events: int = 5
+) -> BatchStatus:
     """The report and the ``events`` table's latest rows (read only; works during a run)."""
-    manifest = load_manifest(path)
-    state_path = state_path or default_state_path(manifest)
-    with StateStore.open_readonly(state_path, manifest.batch) as store:
-        return BatchStatus(report_from_store(manifest, store), store.recent_events(events))
+    return _read_state(path, state_path, events=events)
+
+
+def _read_state(path: Path | None, state_path: Path | None, *, events: int) -> BatchStatus:
+    manifest, problem = None, None
+    if path is not None:
+        try:
+            manifest = load_manifest(path)
+        except ManifestError as exc:
+            problem = exc
+    if manifest is not None:
+        state_path = state_path or default_state_path(manifest)
+        with StateStore.open_readonly(state_path, manifest.batch) as store:
+            return BatchStatus(report_from_store(manifest, store), store.recent_events(events))
+    batch = _batch_name(path) if path is not None else None
+    if state_path is None:
+        if path is None:
+            raise UsageError("name the batch's manifest, or its state file with --state FILE")
+        state_path = state_path_for(path, batch) if batch is not None else None
+        if state_path is None or not state_path.exists():
+            assert problem is not None
+            raise problem  # no state to fall back on: the manifest's problems are the news
+    if problem is not None:
+        first = str(problem).splitlines()[0]
+        log.warning(
+            "%s does not validate now (%s); the report is read from the state alone: the jobs "
+            "of its latest run",
+            path,
+            first,
+        )
+    with StateStore.open_readonly(state_path, batch) as store:
+        return BatchStatus(report_from_state(store), store.recent_events(events))
+
+
+def _batch_name(path: Path) -> str | None:
+    """The ``batch:`` of a manifest that does not validate, read leniently (None if even that
+    cannot be read): enough to find its state."""
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8-sig"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None
+    batch = doc.get("batch") if isinstance(doc, dict) else None
+    return batch if isinstance(batch, str) and batch else None
 
 
 def plan_batch(

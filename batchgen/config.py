@@ -107,6 +107,7 @@ class RunSettings:
     burst: int | None = None
     max_in_flight: int | None = None
     retry_failed: bool = False
+    verify: bool = False  # check each recorded video's sha256, not only its size
     retry: RetryPolicy | None = None
     handle_signals: bool = False  # the process's SignalCatcher reaches the run (the CLI sets it)
     progress_stream: TextIO | None = None
@@ -128,6 +129,7 @@ class RunConfig:
     poll: PollPolicy = field(default_factory=PollPolicy)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     retry_failed: bool = False
+    verify: bool = False
     handle_signals: bool = False
     progress_stream: TextIO | None = None
     progress_interval_s: float = DEFAULT_PROGRESS_INTERVAL_S
@@ -138,7 +140,12 @@ class RunConfig:
 
 def default_state_path(manifest: Manifest, cwd: Path | None = None) -> Path:
     """``state/<batch>.db`` under the current folder, as the README documents."""
-    return (cwd or Path.cwd()) / "state" / f"{manifest.batch}.db"
+    return state_path_for(manifest.path, manifest.batch, cwd)
+
+
+def state_path_for(manifest_path: Path, batch: str, cwd: Path | None = None) -> Path:
+    """The default state file of the batch ``batch`` whose manifest is ``manifest_path``."""
+    return (cwd or Path.cwd()) / "state" / f"{batch}.db"
 
 
 def resolve_limits(
@@ -181,6 +188,7 @@ def resolve_run_config(
         poll=PollPolicy(time_scale=time_scale),
         retry=settings.retry or RetryPolicy(),
         retry_failed=settings.retry_failed,
+        verify=settings.verify,
         handle_signals=settings.handle_signals,
         progress_stream=settings.progress_stream,
         progress_interval_s=settings.progress_interval_s or DEFAULT_PROGRESS_INTERVAL_S,

@@ -128,6 +128,15 @@ _UNSAFE_IN_NAMES = re.compile(r"[^A-Za-z0-9._-]+")
 MAX_STEM_CHARS = 150
 
 
+VERSION_HEX = 12  # hex digits of the request hash that name a job's version
+
+
+def version_of(request_hash: str) -> str:
+    """A job version's short name: the first ``VERSION_HEX`` hex digits of its request hash
+    (a superseded version's files are ``<job id>~v<version>.mp4``; the report shows it)."""
+    return request_hash[:VERSION_HEX]
+
+
 def output_stem(name: str) -> str:
     """The file-name stem of a job id (or a reference's name): letters, digits and ``._-``
     only, no leading or trailing ``.``/``_``, at most 150 characters, never empty. Two ids with

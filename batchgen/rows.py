@@ -88,6 +88,18 @@ class JobRow:
 
 
 @dataclass(frozen=True)
+class RecordedOutputs:
+    """A succeeded job's files as recorded: what a run checks against the disk."""
+
+    job_key: str
+    job_id: str
+    request_hash: str
+    outputs: tuple[str, ...]
+    sizes: tuple[int, ...] | None
+    sha256: tuple[str, ...] | None
+
+
+@dataclass(frozen=True)
 class AttemptRow:
     """A task an earlier attempt of a job created, kept when the job got a new attempt."""
 

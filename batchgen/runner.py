@@ -35,7 +35,7 @@ import anyio
 
 from batchgen.client import RivyaClient
 from batchgen.config import RunConfig
-from batchgen.downloads import Downloader, damaged
+from batchgen.downloads import Downloader
 from batchgen.errors import (
     InsufficientCreditsError,
     JobApiError,
@@ -177,18 +177,23 @@ class Runner:
             self.bus.emit(NewAttempt(job_id=row.job_id, attempt=new.attempt, why="requeued"))
 
     def _check_outputs(self) -> None:
-        """A succeeded job whose file was deleted or damaged is downloaded again (its task is
-        paid for; nothing is submitted)."""
+        """The record against the disk. A succeeded job whose file was deleted or damaged is
+        downloaded again (its task is paid for; nothing is submitted); an edit that was
+        reverted gets its version's files back under the job's plain names."""
+        verify = self.config.verify
         lost = [
-            (key, why)
-            for key, outputs, sizes in self.store.recorded_outputs()
-            if (why := damaged(outputs, sizes)) is not None
-        ]  # read them all before the first write: no update under an open cursor
+            (rec.job_key, why)
+            for rec in self.store.recorded_outputs()
+            if (why := self.downloads.check(rec, verify=verify)) is not None
+        ]
         for key, why in lost:
             row = self.store.job(key)
             self._changed(row, self.store.download_again(key, why=why))
             self._fresh_urls.add(key)
             self.bus.emit(DownloadAgain(job_id=row.job_id, why=why))
+        for row in self.store.jobs(statuses=[JobStatus.SUCCEEDED]):
+            if self.downloads.arrange(row):
+                log.info("%s: this version's video is back under the job's own name", row.job_id)
 
     def _learn_from_state(self) -> None:
         """Seed the run-time model with the batch's tasks that finished in earlier runs."""
@@ -357,8 +362,9 @@ class Runner:
         run is fetched with fresh URLs: the stored ones may have expired or moved meanwhile."""
         fresh = row.job_key in self._fresh_urls
         self._fresh_urls.discard(row.job_key)
-        row, outputs, sizes = await self.downloads.fetch_all(row, spec, fresh=fresh)
-        return self._changed(row, self.store.record_outputs(row.job_key, outputs, sizes))
+        row, landed = await self.downloads.fetch_all(row, spec, fresh=fresh)
+        new = self.store.record_outputs(row.job_key, landed.outputs, landed.sizes, landed.sha256)
+        return self._changed(row, new)
 
     # -- outcomes ------------------------------------------------------------------------------
 

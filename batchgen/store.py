@@ -43,9 +43,16 @@ from batchgen.models import (
     job_key,
     parse_timestamp,
 )
-from batchgen.rows import AttemptRow, JobRow, StoredEvent, UploadRow
+from batchgen.rows import AttemptRow, JobRow, RecordedOutputs, StoredEvent, UploadRow
 
-__all__ = ["AttemptRow", "JobRow", "StateStore", "StoredEvent", "UploadRow"]
+__all__ = [
+    "AttemptRow",
+    "JobRow",
+    "RecordedOutputs",
+    "StateStore",
+    "StoredEvent",
+    "UploadRow",
+]
 
 SCHEMA_VERSION = 3
 TASK_TIME_COLUMNS = ("task_created_at", "task_recorded_at", "task_started_at", "task_finished_at")
@@ -472,16 +479,36 @@ class StateStore:
         )
 
     def record_outputs(
-        self, key: str, outputs: Sequence[str], sizes: Sequence[int] | None = None
+        self,
+        key: str,
+        outputs: Sequence[str],
+        sizes: Sequence[int] | None = None,
+        sha256: Sequence[str] | None = None,
     ) -> JobRow:
-        """Every result file is on disk (with these sizes in bytes): the job is done."""
+        """Every result file is on disk (with these sizes in bytes and hashes): the job is
+        done."""
         return self._transition(
             key,
             JobStatus.SUCCEEDED,
             outputs=list(outputs),
             output_sizes=list(sizes) if sizes is not None else None,
+            output_sha256=list(sha256) if sha256 is not None else None,
             finished_at=_now(),
         )
+
+    def relocate_outputs(self, key: str, outputs: Sequence[str]) -> None:
+        """A job's files were moved (to or from a superseded version's name): record where
+        they are now. Not a status change; the sizes and hashes stay what they were."""
+        with self._tx():
+            self.db.execute(
+                "UPDATE jobs SET outputs = ?, updated_at = ? WHERE job_key = ?",
+                [json.dumps(list(outputs)), _now(), key],
+            )
+
+    def versions_of(self, job_id: str) -> list[JobRow]:
+        """Every stored version of one job id, oldest first."""
+        sql = "SELECT * FROM jobs WHERE job_id = ? ORDER BY rowid"
+        return [JobRow.from_db(r) for r in self.db.query(sql, [job_id])]
 
     def download_again(self, key: str, *, why: str) -> JobRow:
         """A succeeded job's file is missing or damaged: back to ``downloading`` (its task is
@@ -600,16 +627,25 @@ class StateStore:
         """A blocked (or, on request, failed) job gets a new attempt (see ``new_attempt``)."""
         return self.new_attempt(key, why="requeued")
 
-    def recorded_outputs(self) -> Iterator[tuple[str, tuple[str, ...], tuple[int, ...] | None]]:
-        """(job key, output paths, their recorded sizes or None) of every succeeded job the
-        manifest names: what a run checks against the disk. Only these columns are read."""
-        sql = "SELECT job_key, outputs, output_sizes FROM jobs WHERE status = ? AND in_manifest = 1"
-        for key, outputs, sizes in self.db.execute(sql, [JobStatus.SUCCEEDED.value]):
-            yield (
-                key,
-                tuple(json.loads(outputs or "[]")),
-                tuple(json.loads(sizes)) if sizes else None,
+    def recorded_outputs(self) -> list[RecordedOutputs]:
+        """The recorded files of every succeeded job the manifest names: what a run checks
+        against the disk. Only these columns are read."""
+        sql = (
+            "SELECT job_key, job_id, request_hash, outputs, output_sizes, output_sha256 "
+            "FROM jobs WHERE status = ? AND in_manifest = 1"
+        )
+        rows = self.db.execute(sql, [JobStatus.SUCCEEDED.value]).fetchall()
+        return [
+            RecordedOutputs(
+                job_key=key,
+                job_id=job_id,
+                request_hash=request_hash,
+                outputs=tuple(json.loads(outputs or "[]")),
+                sizes=tuple(json.loads(sizes)) if sizes else None,
+                sha256=tuple(json.loads(digests)) if digests else None,
             )
+            for key, job_id, request_hash, outputs, sizes, digests in rows
+        ]
 
     def finished_runs(self, limit: int = 5000) -> list[tuple[dict[str, str], float, float | None]]:
         """(params, run seconds, seconds to the start of processing or None) of the batch's

@@ -30,7 +30,13 @@ from batchgen.store import JobRow, StateStore
 
 JOB_KEYS = {"id", "status", "task_id", "reserved_credits", "final_credits", "result_urls"}
 JOB_KEYS |= {"outputs", "error", "attempt", "polls"}
-TOTALS_KEYS = {"jobs", "by_status", "reserved_credits", "final_credits", "outputs"}
+JOB_KEYS |= {"version", "prompt", "params", "references", "output_sizes", "output_sha256"}
+JOB_KEYS |= {"submitted_at", "task_created_at", "task_finished_at", "finished_at"}
+JOB_KEYS |= {"earlier_attempts"}
+TOTALS_KEYS = {"jobs", "by_status", "reserved_credits", "final_credits", "outputs", "tasks"}
+TOTALS_KEYS |= {"in_flight_credits", "refunded_credits", "current_final_credits"}
+TOTALS_KEYS |= {"superseded_final_credits", "earlier_attempts_final_credits"}
+TOTALS_KEYS |= {"superseded_versions", "earlier_attempts"}
 
 
 BASE_ROW = JobRow(
@@ -112,13 +118,21 @@ def test_totals_are_the_sums_over_the_jobs(batch) -> None:
     """Totals count and sum exactly the report's jobs; by_status is sorted and sums to jobs."""
     report = report_of(batch)
     jobs, t = report.jobs, report.totals
-    assert t == totals(jobs)
+    assert t == totals(jobs, report.superseded)
     assert t.jobs == len(jobs) == sum(n for _, n in t.by_status)
     assert dict(t.by_status) == Counter(j.status for j in jobs)
     assert [s for s, _ in t.by_status] == sorted(s.value for s, _ in t.by_status)
     assert all(n > 0 for _, n in t.by_status)
-    assert t.reserved_credits == sum(j.reserved_credits or 0 for j in jobs)
-    assert t.final_credits == sum(j.final_credits or 0 for j in jobs)
+    with_task = [j for j in (*jobs, *report.superseded) if j.task_id is not None]
+    assert t.tasks == len(with_task)
+    assert t.reserved_credits == sum(j.reserved_credits or 0 for j in with_task)
+    assert t.final_credits == sum(j.final_credits or 0 for j in with_task)
+    assert t.final_credits == (
+        t.current_final_credits + t.superseded_final_credits + t.earlier_attempts_final_credits
+    )
+    assert t.in_flight_credits == sum(
+        j.reserved_credits or 0 for j in with_task if j.status is ReportStatus.RUNNING
+    )
     assert t.outputs == sum(len(j.outputs) for j in jobs)
 
 
@@ -150,7 +164,8 @@ def test_to_dict_has_the_documented_shape(batch) -> None:
     report = report_of(batch)
     data = json.loads(render_json(report))
     assert data == to_dict(report)
-    assert set(data) == {"batch", "state_file", "jobs", "totals", "removed"}
+    assert set(data) == {"batch", "state_file", "jobs", "totals", "removed", "superseded"}
+    assert [e["version"] for e in data["superseded"]] == [j.version for j in report.superseded]
     assert set(data["totals"]) == TOTALS_KEYS
     assert data["totals"]["by_status"] == {s.value: n for s, n in report.totals.by_status}
     assert data["removed"] == list(report.removed)
@@ -191,6 +206,22 @@ def test_report_status_is_job_status_plus_new() -> None:
     assert terminal == {ReportStatus.SUCCEEDED, ReportStatus.FAILED}
 
 
+# Keys added after the first version of the interface, in order, with their empty values.
+NEW_JOB_KEYS: dict[str, Any] = {
+    "version": None,
+    "prompt": None,
+    "params": {},
+    "references": [],
+    "output_sizes": [],
+    "output_sha256": [],
+    "submitted_at": None,
+    "task_created_at": None,
+    "task_finished_at": None,
+    "finished_at": None,
+    "earlier_attempts": [],
+}
+
+
 def test_json_is_byte_for_byte_the_documented_interface() -> None:
     """``report --format json`` keeps its key order, indentation and null/list spelling."""
     rows = [
@@ -229,6 +260,8 @@ def test_json_is_byte_for_byte_the_documented_interface() -> None:
                 "error": None,
                 "attempt": 1,
                 "polls": 3,
+                **NEW_JOB_KEYS,
+                "version": "h",
             },
             {
                 "id": "b",
@@ -241,6 +274,7 @@ def test_json_is_byte_for_byte_the_documented_interface() -> None:
                 "error": None,
                 "attempt": 0,
                 "polls": 0,
+                **NEW_JOB_KEYS,
             },
             {
                 "id": "c",
@@ -257,6 +291,8 @@ def test_json_is_byte_for_byte_the_documented_interface() -> None:
                 },
                 "attempt": 1,
                 "polls": 0,
+                **NEW_JOB_KEYS,
+                "version": "h",
             },
         ],
         "totals": {
@@ -265,8 +301,17 @@ def test_json_is_byte_for_byte_the_documented_interface() -> None:
             "reserved_credits": 90,
             "final_credits": 90,
             "outputs": 1,
+            "tasks": 1,
+            "in_flight_credits": 0,
+            "refunded_credits": 0,
+            "current_final_credits": 90,
+            "superseded_final_credits": 0,
+            "earlier_attempts_final_credits": 0,
+            "superseded_versions": 0,
+            "earlier_attempts": 0,
         },
         "removed": [],
+        "superseded": [],
     }
     assert render_json(report) == json.dumps(expected, indent=2)
 
@@ -293,11 +338,11 @@ def test_table_shows_outputs_errors_and_a_limit() -> None:
 
 def test_totals_line_names_removed_jobs_up_to_ten() -> None:
     """The summary counts statuses and credits, and names at most ten removed job ids."""
-    jobs = (JobReport("a", ReportStatus.SUCCEEDED, final_credits=90, reserved_credits=90),)
+    jobs = (JobReport("a", ReportStatus.SUCCEEDED, "task_1", 90, 90),)
     removed = tuple(f"gone-{i:02}" for i in range(12))
     text = render_totals(Report("b", "/s.db", jobs, totals(jobs), removed))
     first, second = text.splitlines()
-    assert first == "batch b: 1 jobs (1 succeeded); credits charged 90, reserved 90; 0 files"
+    assert first == "batch b: 1 jobs (1 succeeded); credits charged 90 over 1 tasks; 0 files"
     assert second.startswith("12 job(s) in the state are no longer in the manifest: gone-00, ")
     assert second.endswith("gone-09 ...")
 
