@@ -83,7 +83,10 @@ class Downloader:
         return self.store.record_succeeded_remote(row.job_key, task, polled=False)
 
     async def _download(self, row: JobRow, spec: JobSpec, urls: list[str]) -> Landed:
-        dests = [self.output_path(spec.id, i) for i in range(len(urls))]
+        if row.in_manifest:
+            dests = [self.output_path(spec.id, i) for i in range(len(urls))]
+        else:  # a superseded version's task, finished after the job was edited
+            dests = self.version_paths(row, len(urls))
         self._make_room(row, dests)
         landed = Landed()
         for dest, url in zip(dests, urls, strict=True):

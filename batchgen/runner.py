@@ -79,6 +79,10 @@ IN_FLIGHT_ORDER = {
 }
 
 
+# A superseded version is followed only where a task exists (paid): nothing new is sent for it.
+SUPERSEDED_TO_FINISH = (JobStatus.RUNNING, JobStatus.DOWNLOADING)
+
+
 class Runner:
     """One run of one batch. Use ``run_batch``; this class holds the run's shared state."""
 
@@ -202,8 +206,18 @@ class Runner:
             self.runtimes.observe(task_kind(params), track, run_s)
 
     def _work_list(self) -> list[JobRow]:
-        """Unfinished jobs, the ones already in flight first (they hold paid tasks)."""
+        """Unfinished jobs, the ones already in flight first (they hold paid tasks); and the
+        paid tasks of superseded versions (a job edited while its task ran), which are followed
+        and downloaded to their versioned names: a paid video is kept, and the sums settle."""
         rows = [r for r in self.store.jobs() if r.status in IN_FLIGHT_ORDER]
+        rows += [
+            r
+            for r in self.store.jobs(statuses=SUPERSEDED_TO_FINISH, current_only=False)
+            if not r.in_manifest
+        ]
+        for row in rows:
+            if row.job_key not in self.specs:
+                self.specs[row.job_key] = _spec_of(row)
         rows.sort(key=lambda r: IN_FLIGHT_ORDER[r.status])
         for row in rows:
             if row.status is JobStatus.PENDING:
@@ -460,6 +474,16 @@ def _from_another_local_server(url: str, base_url: str) -> bool:
     return is_loopback_host(there.hostname) and (there.scheme, there.netloc) != (
         here.scheme,
         here.netloc,
+    )
+
+
+def _spec_of(row: JobRow) -> JobSpec:
+    """The request of a stored version the manifest no longer names, as far as following and
+    downloading its task needs it (its id and params: the task's kind)."""
+    return JobSpec(
+        id=row.job_id,
+        prompt=row.prompt or "",
+        params=tuple(sorted((row.params or {}).items())),
     )
 
 

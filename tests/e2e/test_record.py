@@ -10,12 +10,22 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from batchgen import RunSettings, run_manifest
 from batchgen.commands import report_batch
 from batchgen.emulator import EmulatorConfig, EmulatorThread
 from batchgen.report import Report, ReportStatus
 
-from .helpers import TIME_SCALE, run_cli, write_manifest
+from .helpers import (
+    TIME_SCALE,
+    env_for,
+    run_cli,
+    start_cli,
+    tasks_per_job,
+    wait_until,
+    write_manifest,
+)
 
 
 def _clip(prompt: str) -> str:
@@ -184,3 +194,32 @@ def test_report_reads_the_state_when_the_manifest_no_longer_validates(tmp_path: 
     assert refused.returncode != 0
     assert "belongs to batch 't', not 'other'" in refused.stderr
     assert "Traceback" not in refused.stderr
+
+
+@pytest.mark.slow
+def test_a_version_edited_while_its_task_ran_is_finished_and_kept(tmp_path: Path) -> None:
+    """A run killed while ``clip``'s task runs; the prompt is edited; the next run sends the
+    new version and also follows the old, paid task to the end: its video lands under its
+    versioned name, and the sums settle with the ledger (nothing left "in flight")."""
+    state = tmp_path / "s.db"
+    cfg = EmulatorConfig(time_scale=0.03, seed=5, rate_limit_per_s=1000.0)
+    with EmulatorThread(cfg) as emu:
+        manifest = write_manifest(tmp_path, products=("a",), extra_jobs=_clip("one"))
+        env = {**env_for(emu), "PYTHONUNBUFFERED": "1"}
+        child = start_cli("run", str(manifest), "--state", str(state), "-q", env=env)
+        try:
+            assert wait_until(lambda: tasks_per_job(emu.ledger())["t/clip"] == 1, 60)
+        finally:
+            child.kill()
+            child.communicate(timeout=30)
+        write_manifest(tmp_path, products=("a",), extra_jobs=_clip("two"))
+        again = run_manifest(manifest, _settings(emu, state))
+        ledger = emu.ledger()
+    assert again.exit_code == 0
+    (old,) = [j for j in again.report.superseded if j.id == "clip"]
+    assert old.status is ReportStatus.SUCCEEDED and old.prompt == "one"
+    assert Path(old.outputs[0]).name == f"clip~v{old.version}.mp4"
+    assert _sha(old.outputs[0]) == old.output_sha256[0]
+    t = again.report.totals
+    assert (t.in_flight_credits, t.final_credits) == (0, _net_charges(ledger))
+    assert tasks_per_job(ledger)["t/clip"] == 2
