@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 from batchgen.errors import ConfigError
 from batchgen.events import Subscriber
 from batchgen.gates import Gate
+from batchgen.keys import DEFAULT_KEY_LIFETIME_S
 from batchgen.models import Limits, Manifest
 from batchgen.polling import PollPolicy
 from batchgen.retry import RetryPolicy
@@ -107,6 +108,8 @@ class RunSettings:
     burst: int | None = None
     max_in_flight: int | None = None
     retry_failed: bool = False
+    key_lifetime_s: float | None = None  # how long the service remembers an Idempotency-Key
+    resend_expired: bool = False  # resend mid-submit jobs whose key may be forgotten
     retry: RetryPolicy | None = None
     handle_signals: bool = False  # the process's SignalCatcher reaches the run (the CLI sets it)
     progress_stream: TextIO | None = None
@@ -128,6 +131,8 @@ class RunConfig:
     poll: PollPolicy = field(default_factory=PollPolicy)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     retry_failed: bool = False
+    key_lifetime_s: float = DEFAULT_KEY_LIFETIME_S  # see batchgen.keys
+    resend_expired: bool = False  # resend even a key older than key_lifetime_s (may pay twice)
     handle_signals: bool = False
     progress_stream: TextIO | None = None
     progress_interval_s: float = DEFAULT_PROGRESS_INTERVAL_S
@@ -181,6 +186,10 @@ def resolve_run_config(
         poll=PollPolicy(time_scale=time_scale),
         retry=settings.retry or RetryPolicy(),
         retry_failed=settings.retry_failed,
+        key_lifetime_s=(
+            DEFAULT_KEY_LIFETIME_S if settings.key_lifetime_s is None else settings.key_lifetime_s
+        ),
+        resend_expired=settings.resend_expired,
         handle_signals=settings.handle_signals,
         progress_stream=settings.progress_stream,
         progress_interval_s=settings.progress_interval_s or DEFAULT_PROGRESS_INTERVAL_S,
