@@ -2,7 +2,8 @@
 
 Exit codes: 0 every job succeeded; 1 run-wide error (bad key, unreadable state); 2 usage error or
 invalid manifest; 3 finished with some jobs failed; 4 stopped early but resumable (out of
-credits, stuck tasks, SIGTERM); 130 interrupted (Ctrl-C); 141 output pipe closed (SIGPIPE).
+credits, stuck tasks, SIGTERM; or a decision or fix the summary asks for first); 130 interrupted
+(Ctrl-C); 141 output pipe closed (SIGPIPE).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from batchgen.outcome import (
     describe_stops,
     error_exit_code,
     jobs_exit_code,
+    needs_attention,
 )
 from batchgen.redact import redact
 
@@ -143,6 +145,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         max_in_flight=args.max_in_flight,
         retry_failed=args.retry_failed,
         verify=args.verify,
+        key_lifetime_s=args.key_lifetime,
+        resend_expired=args.resend_expired,
         handle_signals=True,
         progress_stream=None if args.quiet else sys.stderr,
         progress_interval_s=args.progress_interval,
@@ -180,6 +184,8 @@ def _verdict(code: int, report: Report, outcome: RunOutcome) -> str:
     if code == ExitCode.INTERRUPTED:
         return "Interrupted. Run the same command again to resume; nothing will be paid twice."
     why = describe_stops(outcome) or "some jobs are not finished"
+    if needs_attention(outcome):
+        return f"Stopped early, and it needs you: {why}."
     return f"Stopped early: {why}. Run the same command again to resume."
 
 
@@ -374,6 +380,21 @@ def _add_run(
         action="store_true",
         help="check every recorded video's sha256, not only its size (reads every file); "
         "a damaged one is downloaded again",
+    )
+    p.add_argument(
+        "--key-lifetime",
+        type=_positive_float,
+        metavar="SECONDS",
+        help="how long the service remembers an idempotency key (default 86400, the "
+        "contract's 24 h); a job left mid-submit for longer is not resent without "
+        "--resend-expired",
+    )
+    p.add_argument(
+        "--resend-expired",
+        action="store_true",
+        help="resend jobs left mid-submit for longer than the key lifetime, with their stored "
+        "key and body. Risk: if the first request reached the service, it may have forgotten "
+        "the key and charge a second task; check the account's task list first",
     )
     p.add_argument(
         "--progress-interval",

@@ -41,12 +41,14 @@ from typing import Any, Self, TypeVar
 from urllib.parse import quote
 
 import aiohttp
+import anyio
 from yarl import URL
 
 from batchgen._version import __version__
 from batchgen.errors import (
     BatchgenError,
     ClientRequestError,
+    IdempotencyConflictError,
     RateLimitedError,
     ResultExpiredError,
     TransportError,
@@ -78,6 +80,7 @@ RESULT = "GET result"  # endpoint label of result downloads (any host)
 REFERENCE = "GET reference"  # endpoint label of reference fetches (any host)
 DEFAULT_USER_AGENT = f"batchgen/{__version__}"
 MAX_REFERENCE_BYTES = 10 * 1024 * 1024  # the contract's image limit
+CONFLICT_PATIENCE = 3  # resends of a create answered 409 (the first request may be in flight)
 CONNECTION_LIMIT = 64  # sockets in the pool; the limiter, not this, sets the request rate
 
 
@@ -209,12 +212,30 @@ class RivyaClient:
         return parse_uploaded_file(answer.payload, name=name, size_bytes=len(data))
 
     async def create_generation(self, body: dict[str, Any], *, idempotency_key: str) -> RemoteTask:
-        """``POST /api/v1/generations``. Any 2xx is a task; every retry sends the same key."""
+        """``POST /api/v1/generations``. Any 2xx is a task; every retry sends the same key.
+
+        409 idempotency_conflict has two readings: the key was used with another body (for
+        good), or the first request with this key is still being processed (a service that
+        answers a replay in flight as Stripe does). The same body is sent again after a pause,
+        up to ``CONFLICT_PATIENCE`` times; a conflict that outlasts them is raised."""
         if not idempotency_key:
             raise ValueError("create_generation needs an idempotency key")
         call = self._api_call("POST", "/generations", scope="generations:create")
         headers = {"Idempotency-Key": idempotency_key}
-        answer = await self._json_call(call, json_body=body, headers=headers)
+        for tries in range(1, CONFLICT_PATIENCE + 2):
+            try:
+                answer = await self._json_call(call, json_body=body, headers=headers)
+                break
+            except IdempotencyConflictError:
+                if tries > CONFLICT_PATIENCE:
+                    raise
+                delay = self._retry.backoff_cap(tries)
+                log.debug(
+                    "POST %s: 409 idempotency_conflict; same body again in %.3fs",
+                    call.url.path,
+                    delay,
+                )
+                await anyio.sleep(delay)
         replayed = answer.headers.get("Idempotent-Replayed", "").strip().lower() == "true"
         return parse_task(answer.payload, replayed=replayed)
 

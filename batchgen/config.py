@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 from batchgen.errors import ConfigError
 from batchgen.events import Subscriber
 from batchgen.gates import Gate
+from batchgen.keys import DEFAULT_KEY_LIFETIME_S
 from batchgen.models import Limits, Manifest
 from batchgen.polling import PollPolicy
 from batchgen.retry import RetryPolicy
@@ -108,6 +109,8 @@ class RunSettings:
     max_in_flight: int | None = None
     retry_failed: bool = False
     verify: bool = False  # check each recorded video's sha256, not only its size
+    key_lifetime_s: float | None = None  # how long the service remembers an Idempotency-Key
+    resend_expired: bool = False  # resend mid-submit jobs whose key may be forgotten
     retry: RetryPolicy | None = None
     handle_signals: bool = False  # the process's SignalCatcher reaches the run (the CLI sets it)
     progress_stream: TextIO | None = None
@@ -130,6 +133,8 @@ class RunConfig:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     retry_failed: bool = False
     verify: bool = False
+    key_lifetime_s: float = DEFAULT_KEY_LIFETIME_S  # see batchgen.keys
+    resend_expired: bool = False  # resend even a key older than key_lifetime_s (may pay twice)
     handle_signals: bool = False
     progress_stream: TextIO | None = None
     progress_interval_s: float = DEFAULT_PROGRESS_INTERVAL_S
@@ -189,6 +194,10 @@ def resolve_run_config(
         retry=settings.retry or RetryPolicy(),
         retry_failed=settings.retry_failed,
         verify=settings.verify,
+        key_lifetime_s=(
+            DEFAULT_KEY_LIFETIME_S if settings.key_lifetime_s is None else settings.key_lifetime_s
+        ),
+        resend_expired=settings.resend_expired,
         handle_signals=settings.handle_signals,
         progress_stream=settings.progress_stream,
         progress_interval_s=settings.progress_interval_s or DEFAULT_PROGRESS_INTERVAL_S,

@@ -27,7 +27,7 @@ from pathlib import Path
 import anyio
 
 from batchgen.client import RivyaClient
-from batchgen.errors import LocalJobError, ResultExpiredError
+from batchgen.errors import LocalJobError, OutputWriteError, ResultExpiredError
 from batchgen.events import Downloaded, EventBus
 from batchgen.files import file_sha256
 from batchgen.models import VERSION_HEX, JobSpec, RemoteStatus, output_stem, version_of
@@ -112,7 +112,10 @@ class Downloader:
         hash at its other name (``locate``) and corrects the record."""
         for source, target in zip(row.outputs, targets, strict=False):
             if Path(source) != target and os.path.exists(source):
-                os.replace(source, target)
+                try:
+                    os.replace(source, target)
+                except OSError as exc:
+                    raise OutputWriteError(str(target), exc.strerror or str(exc)) from exc
         self.store.relocate_outputs(row.job_key, [str(t) for t in targets])
 
     def arrange(self, row: JobRow) -> bool:

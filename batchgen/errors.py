@@ -17,7 +17,8 @@ command with is decided in one place, ``batchgen.outcome.error_exit_code`` (show
     │   ├── JobApiError                   that job fails permanently, never retried
     │   │   ├── ValidationFailedError     400 validation_failed
     │   │   ├── NotFoundError             404 not_found
-    │   │   ├── IdempotencyConflictError  409 idempotency_conflict
+    │   │   ├── IdempotencyConflictError  409 idempotency_conflict: never fails the job (the
+    │   │   │                             service holds a task for its key); stops submitting
     │   │   └── ClientRequestError        any other / unknown 4xx
     │   ├── InsufficientCreditsError   4  402 insufficient_credits: stop submitting, resumable
     │   └── TransientApiError             retried with backoff (same idempotency key)
@@ -28,6 +29,9 @@ command with is decided in one place, ``batchgen.outcome.error_exit_code`` (show
     ├── ResultExpiredError                a result URL answered 404/410: fetch the task again
     ├── LocalJobError                     a local problem fails one job (unreadable reference,
     │                                     a reference changed since validation, bad file name)
+    ├── OutputWriteError                  a result file cannot be written (disk full, read-only
+    │                                     or vanished folder): the job stays downloading (its
+    │                                     task is paid for), the run stops submitting, exit 4
     ├── RetryExhaustedError            1  a transient error outlasted the attempt cap or deadline
     └── Interrupted             130 or 4  SIGINT (130) / SIGTERM (4) before the run could stop
                                           on its own (validation, job sync): nothing was sent
@@ -188,6 +192,19 @@ class LocalJobError(BatchgenError):
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
         self.code = code
+
+
+class OutputWriteError(BatchgenError):
+    """Writing a result file failed with an OSError: a local problem, not the network's and not
+    the job's. ``path`` is the file, ``reason`` the OS's words for it."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(
+            f"cannot write {path}: {reason}",
+            hint="Check free space and permissions of the output folder, then run again.",
+        )
+        self.path = path
+        self.reason = reason
 
 
 class RetryExhaustedError(BatchgenError):

@@ -18,6 +18,8 @@ from batchgen.events import (
     Held,
     JobChanged,
     JobUnfinished,
+    KeyConflict,
+    NeedsDecision,
     NewAttempt,
     RateLimited,
     RunFinished,
@@ -26,6 +28,7 @@ from batchgen.events import (
     Submitted,
     TaskStuck,
     Uploaded,
+    WriteFailed,
 )
 from batchgen.models import JobStatus
 
@@ -92,6 +95,26 @@ class EventLog:
     def _JobUnfinished(self, e: JobUnfinished) -> None:
         self._say(
             logging.WARNING, f"{e.job_id}: gave up for this run ({e.error}); a rerun resumes it"
+        )
+
+    def _NeedsDecision(self, e: NeedsDecision) -> None:
+        self._say(logging.WARNING, f"{e.job_id}: not sent again: {e.why}", e.job_id)
+
+    def _KeyConflict(self, e: KeyConflict) -> None:
+        rid = f" (request {e.request_id})" if e.request_id else ""
+        self._say(
+            logging.WARNING,
+            f"{e.job_id}: the service already has a task for key {e.idempotency_key} made from "
+            f"another request body{rid}; the job is kept mid-submit, not failed",
+            e.job_id,
+        )
+
+    def _WriteFailed(self, e: WriteFailed) -> None:
+        self._say(
+            logging.WARNING,
+            f"{e.job_id}: task {e.task_id} succeeded but {e.path} cannot be written ({e.error}); "
+            "the task is paid for: a rerun downloads it again without paying",
+            e.job_id,
         )
 
     def _DownloadAgain(self, e: DownloadAgain) -> None:

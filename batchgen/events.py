@@ -131,6 +131,40 @@ class JobUnfinished(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class NeedsDecision(Event):
+    """A job found mid-submit whose key was stored longer ago than the service may remember
+    it: not resent; it stays ``submitting`` until a person decides (``--resend-expired``)."""
+
+    job_id: str
+    idempotency_key: str
+    submitted_at: str | None  # when the key and body were made durable (ISO 8601)
+    age_s: float  # inf: the time it was stored is unknown
+    why: str
+
+
+@dataclass(frozen=True, slots=True)
+class KeyConflict(Event):
+    """Create answered 409 idempotency_conflict: the service holds this job's key with another
+    body. The job stays ``submitting`` (a task may exist for the key), never failed."""
+
+    job_id: str
+    idempotency_key: str
+    request_id: str | None
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class WriteFailed(Event):
+    """A result file of a paid task could not be written (an OSError): the job stays
+    ``downloading`` and a rerun downloads it again without paying."""
+
+    job_id: str
+    task_id: str | None
+    path: str
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
 class DownloadAgain(Event):
     """A succeeded job's file is missing or damaged: its results are downloaded again."""
 

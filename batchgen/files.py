@@ -17,7 +17,7 @@ from pathlib import Path
 import aiohttp
 import anyio
 
-from batchgen.errors import BatchgenError
+from batchgen.errors import OutputWriteError
 
 CHUNK_BYTES = 256 * 1024
 _UMASK: list[int] = []
@@ -36,10 +36,12 @@ async def stream_to_file(resp: aiohttp.ClientResponse, dest: Path) -> int:
     """Write the body to a temp file beside ``dest``; fsync and rename only when whole.
 
     A failure at any point (a cut connection, cancellation, a full disk) removes the temp file
-    and leaves ``dest`` as it was. Local file errors become a (non-retryable) ``BatchgenError``;
+    and leaves ``dest`` as it was. Local file errors become a (non-retryable) ``OutputWriteError``;
     network errors while reading stay aiohttp's, for the caller to turn into ``TransportError``.
     """
     with _local_file_errors(dest):
+        if dest.parent.exists() and not dest.parent.is_dir():
+            raise OutputWriteError(str(dest), f"{dest.parent} is a file, not a folder")
         dest.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
     tmp = Path(tmp_name)
@@ -71,14 +73,11 @@ async def _write_all(resp: aiohttp.ClientResponse, fd: int, dest: Path) -> int:
 
 @contextlib.contextmanager
 def _local_file_errors(dest: Path) -> Iterator[None]:
-    """Turn an OSError of a local file operation into a BatchgenError naming the file."""
+    """Turn an OSError of a local file operation into an ``OutputWriteError`` naming the file."""
     try:
         yield
     except OSError as exc:
-        raise BatchgenError(
-            f"cannot write {dest}: {exc.strerror or exc}",
-            hint="Check free space and permissions of the output folder, then run again.",
-        ) from exc
+        raise OutputWriteError(str(dest), exc.strerror or str(exc)) from exc
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -12,7 +12,10 @@ The codes, as the README's table documents them::
     1    run-wide error (bad key, missing scope, unreadable or locked state, a bug)
     2    usage error or invalid manifest (nothing was sent)
     3    the batch finished, but some jobs failed
-    4    stopped early but resumable (credits, stuck tasks, network, a gate, SIGTERM)
+    4    stopped early but resumable (credits, stuck tasks, network, a gate, SIGTERM); also
+         when a person must act first (a job that needs a decision, an idempotency conflict,
+         an unwritable output folder): like running out of credits, nothing is lost and
+         nothing was paid twice; the summary says what to do, then the same command resumes
     130  interrupted by Ctrl-C (SIGINT)
     141  the output pipe was closed (`batchgen report --format json | head`)
 """
@@ -52,6 +55,9 @@ class StopReason(StrEnum):
     STUCK = "stuck"  # tasks polled past their deadline, still running remotely
     UNFINISHED = "unfinished"  # transient errors outlasted the retry policy for some jobs
     HELD = "held"  # a submission gate (a deadline, a budget, a limit, ...) said "not now"
+    NEEDS_DECISION = "needs_decision"  # a job mid-submit past the key lifetime: not resent
+    KEY_CONFLICT = "key_conflict"  # the service holds this job's key with another body
+    OUTPUT_UNWRITABLE = "output_unwritable"  # a paid result could not be written to disk
 
     @classmethod
     def for_signal(cls, signum: int) -> StopReason:
@@ -68,6 +74,10 @@ class RunOutcome:
     stuck: int = 0  # tasks polled past their deadline, left running remotely
     unfinished: int = 0  # jobs whose transient errors outlasted the retry policy
     held: int = 0  # jobs a submission gate kept from being submitted
+    # what a person must look at before the batch can go on, one sentence per job
+    needs_decision: list[str] = field(default_factory=list)  # keys past their lifetime
+    key_conflicts: list[str] = field(default_factory=list)  # 409 idempotency_conflict
+    write_errors: list[str] = field(default_factory=list)  # result files not written
 
     def stop(self, reason: StopReason) -> bool:
         """Record ``reason``; True the first time it is recorded."""
@@ -88,8 +98,54 @@ def describe_stops(outcome: RunOutcome) -> str:
             f"{outcome.unfinished} job(s) hit persistent network or server errors"
         ),
         StopReason.HELD: f"{outcome.held} job(s) held back by a submission gate",
+        StopReason.NEEDS_DECISION: _needs_decision(outcome.needs_decision),
+        StopReason.KEY_CONFLICT: _key_conflict(outcome.key_conflicts),
+        StopReason.OUTPUT_UNWRITABLE: _unwritable(outcome.write_errors),
     }
     return "; ".join(texts[r] for r in outcome.stop_reasons)
+
+
+def needs_attention(outcome: RunOutcome) -> bool:
+    """Whether running the same command again is not enough: a person must act first."""
+    return bool({StopReason.NEEDS_DECISION, StopReason.KEY_CONFLICT} & set(outcome.stop_reasons))
+
+
+def _listed(items: list[str]) -> str:
+    shown = "; ".join(items[:3])
+    return shown + (f"; and {len(items) - 3} more" if len(items) > 3 else "")
+
+
+def _needs_decision(items: list[str]) -> str:
+    return (
+        f"{len(items)} job(s) were left mid-submit for longer than the service remembers an "
+        f"Idempotency-Key, and were not sent again ({_listed(items)}). The service may have "
+        "created and charged a task from the first request, or never received it; it may have "
+        "forgotten the key, so a resend could create a second task. Check the account's task "
+        "list for the job (its client_request_id is <batch>/<job id>): if no task is there, run "
+        "the same command with --resend-expired (risk: a second charge if the first request "
+        "did reach the service); if one is, do not resend: without that flag the job is never "
+        "sent again"
+    )
+
+
+def _key_conflict(items: list[str]) -> str:
+    return (
+        f"the service already has a task for {len(items)} job(s)' idempotency key, made from "
+        f"another request body ({_listed(items)}), so nothing more was submitted: the state "
+        "that recorded those tasks is missing or was replaced (a deleted state file, or a "
+        "reference re-uploaded under a new URL). Restore that state file (or pass it with "
+        "--state FILE) and run again; do not use --retry-failed, which would pay for the job "
+        "again"
+    )
+
+
+def _unwritable(items: list[str]) -> str:
+    return (
+        f"{len(items)} result file(s) could not be written ({_listed(items)}); the tasks are "
+        "paid for and the jobs stay downloading, and nothing new was submitted. Free space or "
+        "fix the output folder's permissions, then run the same command: the videos are "
+        "downloaded again without paying"
+    )
 
 
 def run_exit_code(outcome: RunOutcome, by_status: Mapping[str, int]) -> ExitCode:

@@ -3,7 +3,8 @@ terminal (``Console``), printed as plain periodic lines when not (cron, CI, a lo
 
 The display subscribes to the run's ``EventBus`` and keeps its own figures: counts per status
 (from ``RunStarted`` and each ``JobChanged``), credits reserved and charged, requests and 429s
-(``RequestAnswered``, ``RateLimited``) and the runner's ETA (``Estimate``, computed from the same
+(``RequestAnswered``, ``RateLimited``), what a person must act on (``NeedsDecision``,
+``KeyConflict``, ``WriteFailed``) and the runner's ETA (``Estimate``, computed from the same
 forecasts that schedule the polls). It redraws on each ``Estimate`` (every progress interval).
 """
 
@@ -17,13 +18,21 @@ from batchgen.events import (
     Estimate,
     Event,
     JobChanged,
+    KeyConflict,
+    NeedsDecision,
     RateLimited,
     RequestAnswered,
     RunStarted,
+    WriteFailed,
 )
 from batchgen.models import JobStatus
 
 ORDER = tuple(JobStatus)
+ATTENTION: dict[type[Event], str] = {
+    NeedsDecision: "need a decision (see the summary)",
+    KeyConflict: "key conflict (see the summary)",
+    WriteFailed: "not written to disk",
+}
 
 
 class ProgressDisplay:
@@ -37,6 +46,7 @@ class ProgressDisplay:
         self.reserved = self.charged = 0
         self.requests = self.rate_limited = 0
         self.eta_s: float | None = None
+        self.attention: Counter[str] = Counter()  # what a person must act on, by kind
         self._mark = (self.started, 0)
         self._last = ""
 
@@ -49,6 +59,9 @@ class ProgressDisplay:
             self.rate_limited += 1
         elif isinstance(event, Estimate):
             self.eta_s = event.eta_s
+            self.draw()
+        elif isinstance(event, NeedsDecision | KeyConflict | WriteFailed):
+            self.attention[ATTENTION[type(event)]] += 1
             self.draw()
         elif isinstance(event, RunStarted):
             self.by_status = Counter(dict(event.by_status))
@@ -74,6 +87,8 @@ class ProgressDisplay:
             f"{self.reserved} reserved"
         )
         text += self._requests()
+        if self.attention:
+            text += " | " + ", ".join(f"{n} {what}" for what, n in self.attention.items())
         if self.eta_s is not None and done < self.total:
             text += f" | ETA {_clock(self.eta_s)}"
         return text

@@ -5,7 +5,8 @@ status (the ``Runner.steps`` table): each step does one stage's I/O and returns 
 row, or None when the job is done for this run::
 
     pending     -> submit:  ask the gates, upload references, make the key durable, create
-    submitting  -> resend:  the stored body with the stored key (the service replays its task)
+    submitting  -> resend:  the stored body with the stored key (the service replays its task),
+                            unless the key is older than the service may remember it
     running     -> follow:  poll on the task's schedule until it is terminal (or stuck)
     downloading -> fetch:   download every result, then record the job succeeded
 
@@ -37,9 +38,11 @@ from batchgen.client import RivyaClient
 from batchgen.config import RunConfig
 from batchgen.downloads import Downloader
 from batchgen.errors import (
+    IdempotencyConflictError,
     InsufficientCreditsError,
     JobApiError,
     LocalJobError,
+    OutputWriteError,
     RetryExhaustedError,
     RunWideApiError,
     TransportError,
@@ -52,13 +55,17 @@ from batchgen.events import (
     Held,
     JobChanged,
     JobUnfinished,
+    KeyConflict,
+    NeedsDecision,
     NewAttempt,
     RunStarted,
     Stopping,
     Submitted,
     TaskStuck,
+    WriteFailed,
 )
 from batchgen.gates import Gates, Hold, Latch
+from batchgen.keys import expired_key_age
 from batchgen.models import JobSpec, JobStatus, Manifest, RemoteStatus, RemoteTask, job_key
 from batchgen.outcome import RunOutcome, StopReason
 from batchgen.polling import PollTrack, RuntimeModel, TaskKind, task_kind
@@ -106,7 +113,9 @@ class Runner:
         self.specs = {job_key(manifest.batch, s.id, s.request_hash): s for s in manifest.jobs}
         self.credits = Latch("credits")
         self.stopping = Latch("signal")
-        self.gates = Gates([self.credits, self.stopping, *config.gates])
+        self.conflict = Latch("key_conflict")  # the state that knew this batch is missing
+        self.disk = Latch("output")  # result files cannot be written: do not buy more
+        self.gates = Gates([self.credits, self.stopping, self.conflict, self.disk, *config.gates])
         self.uploads = Uploader(manifest.batch, manifest.model, store, client, self.bus)
         self.downloads = Downloader(manifest.output_dir, store, client, self.bus)
         self.steps: dict[JobStatus, Step] = {
@@ -196,8 +205,11 @@ class Runner:
             self._fresh_urls.add(key)
             self.bus.emit(DownloadAgain(job_id=row.job_id, why=why))
         for row in self.store.jobs(statuses=[JobStatus.SUCCEEDED]):
-            if self.downloads.arrange(row):
-                log.info("%s: this version's video is back under the job's own name", row.job_id)
+            try:
+                if self.downloads.arrange(row):
+                    log.info("%s: this version's video is back under the job's name", row.job_id)
+            except OutputWriteError as exc:  # the files stay where the record says they are
+                log.warning("%s: could not move its video: %s", row.job_id, exc)
 
     def _learn_from_state(self) -> None:
         """Seed the run-time model with the batch's tasks that finished in earlier runs."""
@@ -266,6 +278,8 @@ class Runner:
                 current = await self.steps[current.status](current, spec)
         except InsufficientCreditsError as exc:
             self._credits_out(self.store.job(row.job_key), spec, exc.message)
+        except IdempotencyConflictError as exc:
+            self._key_conflict(self.store.job(row.job_key), spec, exc)
         except JobApiError as exc:
             self._fail(row.job_key, spec, exc.code, exc.message, exc.request_id)
         except RunWideApiError:
@@ -276,6 +290,8 @@ class Runner:
             self.bus.emit(JobUnfinished(job_id=spec.id, error=str(exc)))
         except LocalJobError as exc:
             self._fail(row.job_key, spec, exc.code, exc.message, None)
+        except OutputWriteError as exc:
+            self._unwritable(self.store.job(row.job_key), spec, exc)
         finally:
             self._following.pop(row.job_key, None)
 
@@ -296,7 +312,16 @@ class Runner:
         """submitting -> running: resend the stored body with the stored key, so the service
         replays the task the first request may have created. If the service refuses that body
         because its reference uploads expired meanwhile, no task exists for that key: the job
-        gets a new attempt (one transaction) and goes through ``_submit`` with fresh uploads."""
+        gets a new attempt (one transaction) and goes through ``_submit`` with fresh uploads.
+
+        A key stored longer ago than the service may remember it (``key_lifetime_s``) is not
+        resent unless the user said so (``--resend-expired``): the first request may have
+        created a task the service no longer ties to the key, and a resend would pay again."""
+        if not self.config.resend_expired:
+            age = expired_key_age(row.submitted_at, self.config.key_lifetime_s, time.time())
+            if age is not None:
+                self._needs_decision(row, spec, age)
+                return None
         try:
             return await self._create(row)
         except ValidationFailedError as exc:
@@ -407,6 +432,70 @@ class Runner:
         elapsed = schedule.elapsed(time.time())
         assert row.task_id is not None
         self.bus.emit(TaskStuck(job_id=spec.id, task_id=row.task_id, elapsed_s=elapsed))
+
+    def _needs_decision(self, row: JobRow, spec: JobSpec, age_s: float) -> None:
+        """A job mid-submit past the key lifetime stays ``submitting``; a person decides."""
+        assert row.idempotency_key is not None
+        lifetime = self.config.key_lifetime_s
+        when = f"at {row.submitted_at}" if row.submitted_at else "at an unknown time"
+        age = f"{age_s:,.0f}s ago" if age_s != float("inf") else "at an unknown time"
+        why = (
+            f"its Idempotency-Key {row.idempotency_key} was stored {when} ({age}), longer "
+            f"ago than the service remembers a key ({lifetime:g}s); the first request may or "
+            "may not have created a task"
+        )
+        self.outcome.needs_decision.append(f"{spec.id}: key {row.idempotency_key} stored {when}")
+        self.outcome.stop(StopReason.NEEDS_DECISION)
+        self.bus.emit(
+            NeedsDecision(
+                job_id=spec.id,
+                idempotency_key=row.idempotency_key,
+                submitted_at=row.submitted_at,
+                age_s=age_s,
+                why=why,
+            )
+        )
+
+    def _key_conflict(self, row: JobRow, spec: JobSpec, exc: IdempotencyConflictError) -> None:
+        """409 idempotency_conflict: the service holds a task for this key, made from another
+        body. The job stays ``submitting`` (never failed: it may be paid for) and nothing more
+        is submitted: the state that recorded this batch is missing or was replaced."""
+        self.outcome.key_conflicts.append(f"{spec.id}: key {row.idempotency_key}")
+        self.bus.emit(
+            KeyConflict(
+                job_id=spec.id,
+                idempotency_key=row.idempotency_key or "",
+                request_id=exc.request_id,
+                message=exc.message,
+            )
+        )
+        if self.conflict.close(StopReason.KEY_CONFLICT, "not submitted: idempotency conflict"):
+            self.outcome.stop(StopReason.KEY_CONFLICT)
+            self.bus.emit(
+                Stopping(
+                    StopReason.KEY_CONFLICT,
+                    "the service already has a task for a job's key from another request body: "
+                    "the state that recorded it is missing or was replaced; nothing more is "
+                    "submitted",
+                )
+            )
+
+    def _unwritable(self, row: JobRow, spec: JobSpec, exc: OutputWriteError) -> None:
+        """A paid result cannot be written: the job stays ``downloading`` (a rerun fetches it
+        again without paying) and nothing more is submitted, since the disk is the problem."""
+        self.outcome.write_errors.append(f"{spec.id}: task {row.task_id}: {exc.path}: {exc.reason}")
+        self.bus.emit(
+            WriteFailed(job_id=spec.id, task_id=row.task_id, path=exc.path, error=exc.reason)
+        )
+        if self.disk.close(StopReason.OUTPUT_UNWRITABLE, "not submitted: output not writable"):
+            self.outcome.stop(StopReason.OUTPUT_UNWRITABLE)
+            self.bus.emit(
+                Stopping(
+                    StopReason.OUTPUT_UNWRITABLE,
+                    f"cannot write result files ({exc.reason}): no new jobs will be submitted; "
+                    "in-flight ones finish",
+                )
+            )
 
     def _fail(
         self, key: str, spec: JobSpec, code: str | None, message: str, rid: str | None = None

@@ -106,8 +106,12 @@ class StateStore:
     @classmethod
     def open(cls, path: Path, batch: str, *, lock: bool = True) -> StateStore:
         """Open (or create) the state database for ``batch``; take the run lock if ``lock``."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        lock_file = _take_lock(path) if lock else None
+        _check_state_path(path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            lock_file = _take_lock(path) if lock else None
+        except OSError as exc:
+            raise _unusable_folder(path, exc) from exc
         conn = None
         try:
             conn = sqlite3.connect(str(path), timeout=10, isolation_level=None)
@@ -123,10 +127,7 @@ class StateStore:
             if lock_file:
                 lock_file.close()
             if isinstance(exc, sqlite3.DatabaseError):
-                raise StateError(
-                    f"cannot use the state database {path}: {exc}",
-                    hint="Is it a batchgen state file? Pass another with --state FILE.",
-                ) from exc
+                raise _unusable_database(path, exc) from exc
             raise
         return store
 
@@ -139,12 +140,20 @@ class StateStore:
                 f"no state database at {path}",
                 hint="Run the batch first (batchgen run MANIFEST), or pass --state FILE.",
             )
+        _check_state_path(path)
         try:
             conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
             db = sqlite_utils.Database(conn)
             stored = _meta(db).get("batch", "")
+            if "jobs" not in db.table_names():
+                conn.close()
+                raise StateError(
+                    f"{path} is an SQLite database but not a batchgen state database "
+                    "(it has no jobs table)",
+                    hint="Pass the state file of this batch with --state FILE.",
+                )
         except sqlite3.DatabaseError as exc:
-            raise StateError(f"cannot read the state database {path}: {exc}") from exc
+            raise _unusable_database(path, exc) from exc
         store = cls(db, path, stored, None)
         if batch is not None and stored and stored != batch:
             store.close()
@@ -762,6 +771,67 @@ def _meta(db: sqlite_utils.Database) -> dict[str, str]:
     if "meta" not in db.table_names():
         return {}
     return {r["key"]: r["value"] for r in db.query("SELECT key, value FROM meta")}
+
+
+def _check_state_path(path: Path) -> None:
+    """Refuse a state path that cannot be a state database before SQLite is asked: a folder,
+    or an empty file (SQLite would quietly make a new, empty state of it)."""
+    if path.is_dir():
+        raise StateError(
+            f"the state path {path} is a folder, not a state database file",
+            hint=f"Pass a file name with --state FILE (for example {path / 'state.db'}).",
+        )
+    if path.is_file() and path.stat().st_size == 0 and not _has_wal(path):
+        raise StateError(
+            f"the state file {path} is empty: it holds no batch (it lost its contents, or was "
+            "made by hand)",
+            hint="If it held this batch's state, restore it from a backup: the tasks it "
+            "recorded are paid for. If the batch never ran with it, delete it and run again.",
+        )
+
+
+def _has_wal(path: Path) -> bool:
+    """A write-ahead log with content beside ``path``: its data is there, not yet in the file."""
+    wal = path.with_name(path.name + "-wal")
+    try:
+        return wal.stat().st_size > 0
+    except OSError:
+        return False
+
+
+def _unusable_folder(path: Path, exc: OSError) -> StateError:
+    """The state's folder cannot hold it: missing rights, read-only, a file in the way."""
+    why = exc.strerror or str(exc)
+    if path.parent.exists() and not path.parent.is_dir():
+        why = f"{path.parent} is a file, not a folder"
+    return StateError(
+        f"cannot create the state database {path} in {path.parent}: {why}",
+        hint="batchgen writes the state file, a lock file and SQLite's -wal/-shm files beside "
+        "it: make that folder writable, or pass a state file in another folder with --state "
+        "FILE.",
+    )
+
+
+def _unusable_database(path: Path, exc: sqlite3.DatabaseError) -> StateError:
+    """What an SQLite error on opening says about the state file, and what to do."""
+    text = str(exc)
+    if "not a database" in text:
+        return StateError(
+            f"the state file {path} is not an SQLite database (or is damaged): {text}",
+            hint="Pass this batch's state file with --state FILE; if it was damaged, restore it "
+            "from a backup (the tasks it recorded are paid for).",
+        )
+    if "readonly" in text or "unable to open" in text or "disk I/O" in text:
+        return StateError(
+            f"cannot open the state database {path}: {text}",
+            hint="The file and its folder must be readable and writable (SQLite keeps -wal and "
+            "-shm files beside it); fix the permissions, or pass another file with --state "
+            "FILE.",
+        )
+    return StateError(
+        f"cannot use the state database {path}: {text}",
+        hint="Is it a batchgen state file? Pass another with --state FILE.",
+    )
 
 
 def _take_lock(path: Path) -> Any:

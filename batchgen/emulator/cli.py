@@ -16,6 +16,7 @@ from .config import (
     CREATE_STATUS_MODES,
     FILE_ID_FIELDS,
     INSUFFICIENT_CREDITS_MODES,
+    REPLAY_IN_FLIGHT_MODES,
     RETRY_AFTER_MODES,
     ApiKey,
     EmulatorConfig,
@@ -47,6 +48,9 @@ SWITCH_HELP: dict[str, str] = {
     "file_ttl_s": "seconds an uploaded file stays usable (real seconds)",
     "file_id_field": "name of the id field in file objects: id, or the file_id variant",
     "idempotency_ttl_s": "seconds an Idempotency-Key is remembered",
+    "replay_in_flight": "a replay that arrives while the first request with its key is still "
+    "processed: wait for it (the contract), or answer 409 idempotency_conflict (a reading "
+    "the real service may take)",
     "fault_500_rate": "share of requests answered 500 internal_error",
     "fault_502_rate": "share of requests answered 502 bad_gateway",
     "fault_503_rate": "share of requests answered 503 service_unavailable",
@@ -65,6 +69,7 @@ CHOICES = {
     "insufficient_credits_mode": INSUFFICIENT_CREDITS_MODES,
     "create_status": CREATE_STATUS_MODES,
     "file_id_field": FILE_ID_FIELDS,
+    "replay_in_flight": REPLAY_IN_FLIGHT_MODES,
 }
 FLAG_NAMES = {"keys": "--key", "prices": "--price", "admin_enabled": "--admin"}
 METAVARS = {

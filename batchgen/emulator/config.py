@@ -33,6 +33,7 @@ RETRY_AFTER_MODES = ("seconds", "none", "http-date")
 INSUFFICIENT_CREDITS_MODES = ("402", "task")
 CREATE_STATUS_MODES = ("201", "200", "202", "mixed")
 FILE_ID_FIELDS = ("id", "file_id")
+REPLAY_IN_FLIGHT_MODES = ("wait", "409")
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,7 @@ class EmulatorConfig:
     file_id_field: str = "id"  # id | file_id: name of the id field in file objects
     # --- idempotency
     idempotency_ttl_s: float = 86400.0
+    replay_in_flight: str = "wait"  # wait | 409: a replay while the first request is in flight
     # --- faults (each a share of requests in 0..1, decided by the seed)
     fault_500_rate: float = 0.0
     fault_502_rate: float = 0.0
@@ -147,6 +149,7 @@ def _check_choices(cfg: EmulatorConfig) -> None:
         "insufficient_credits_mode": INSUFFICIENT_CREDITS_MODES,
         "create_status": CREATE_STATUS_MODES,
         "file_id_field": FILE_ID_FIELDS,
+        "replay_in_flight": REPLAY_IN_FLIGHT_MODES,
     }
     for name, allowed in choices.items():
         if getattr(cfg, name) not in allowed:

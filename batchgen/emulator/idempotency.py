@@ -1,7 +1,8 @@
 """``Idempotency-Key`` bookkeeping for creates, scoped to the account.
 
 Same key and same JSON body -> the original task again; same key with a different body -> 409;
-a replay that arrives while the first request is still being processed waits for it.
+a replay that arrives while the first request is still being processed waits for it, or (the
+``replay_in_flight="409"`` reading, as Stripe does for a key in use) is answered 409.
 """
 
 from __future__ import annotations
@@ -47,9 +48,10 @@ class IdempotencyStore:
         self._entries: dict[tuple[str, str], Entry] = {}
 
     async def claim(
-        self, account: str, key: str, body: str, now: float, ttl_s: float
+        self, account: str, key: str, body: str, now: float, ttl_s: float, *, wait: bool = True
     ) -> str | None:
-        """The task id to replay, or None after claiming ``key`` for a new task."""
+        """The task id to replay, or None after claiming ``key`` for a new task. A replay of a
+        request still in flight waits for it, or with ``wait=False`` is answered 409."""
         while True:
             entry = self._entries.get((account, key))
             if entry is None or (entry.task_id is not None and now - entry.at > ttl_s):
@@ -64,6 +66,12 @@ class IdempotencyStore:
                 )
             if entry.task_id is not None:
                 return entry.task_id
+            if not wait:
+                raise ApiError(
+                    409,
+                    "idempotency_conflict",
+                    "a request with this Idempotency-Key is still being processed; retry later",
+                )
             await entry.done.wait()
 
     def finish(self, account: str, key: str, task_id: str | None) -> None:

@@ -92,7 +92,12 @@ async def create_generation(request: web.Request) -> web.Response:
     if idem is not None:
         check_key(idem)
         replay = await state.idempotency.claim(
-            key.account, idem, canonical(body), state.clock.now(), state.config.idempotency_ttl_s
+            key.account,
+            idem,
+            canonical(body),
+            state.clock.now(),
+            state.config.idempotency_ttl_s,
+            wait=state.config.replay_in_flight == "wait",
         )
         if replay is not None:
             payload = show_task(state, state.tasks.tasks[replay], _origin(request))

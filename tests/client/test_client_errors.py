@@ -140,3 +140,22 @@ async def test_server_error_then_success(make_emulator, make_client):
         counts = requests_to(emu.ledger(), "GET", "/api/v1/credits")
     assert len(results) == 20 and counts[200] == 20
     assert counts.get(500, 0) + counts.get(502, 0) == c.stats.retries > 0
+
+
+@pytest.mark.anyio
+async def test_conflict_while_the_first_request_is_in_flight_is_waited_out(
+    make_emulator, make_client
+):
+    """A service that answers 409 to a replay while the first request with its key is still
+    processed (the first attempt timed out) gets the same body again after a pause, and the
+    client ends with the one task, replayed."""
+    policy = RetryPolicy(max_attempts=3, base_delay_s=0.3, max_delay_s=1.0, jitter="none")
+    async with (
+        make_emulator(replay_in_flight="409", slow_rate=1.0, slow_delay_s=0.8) as emu,
+        make_client(emu, retry=policy, timeout_s=0.3) as c,
+    ):
+        task = await c.create_generation(generation_body("slow"), idempotency_key="k.busy")
+        ledger = emu.ledger()
+    conflicts = [r for r in ledger["requests"] if r["status"] == 409]
+    assert task.replayed and len(ledger["tasks"]) == 1
+    assert conflicts, "the service really answered 409 while the first request was in flight"

@@ -10,8 +10,8 @@ import pytest
 from client_support import NO_RETRY, PNG, generation_body, wait_terminal
 
 from batchgen.errors import (
-    BatchgenError,
     ClientRequestError,
+    OutputWriteError,
     ResultExpiredError,
     RetryExhaustedError,
     TransportError,
@@ -139,11 +139,13 @@ async def test_only_http_urls_are_fetched(make_emulator, make_client, url, tmp_p
 
 @pytest.mark.anyio
 async def test_unwritable_destination_is_not_retried(make_emulator, make_client, tmp_path: Path):
-    """A destination that cannot be written raises a BatchgenError naming it, without retries."""
+    """A destination that cannot be written raises an OutputWriteError naming it and the OS
+    error, without retries."""
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("a file where the output folder should be")
     async with make_emulator() as emu, make_client(emu) as c:
         done = await finished_task(c)
-        with pytest.raises(BatchgenError, match="not-a-folder") as info:
+        with pytest.raises(OutputWriteError, match="not-a-folder") as info:
             await c.download(done.result_urls[0], blocker / "job.mp4")
-    assert type(info.value) is BatchgenError and c.stats.retries == 0
+    assert info.value.path == str(blocker / "job.mp4") and info.value.reason
+    assert c.stats.retries == 0
