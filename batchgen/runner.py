@@ -104,7 +104,8 @@ class Runner:
         self.stopping = Latch("signal")
         self.gates = Gates([self.credits, self.stopping, *config.gates])
         self.uploads = Uploader(manifest.batch, manifest.model, store, client, self.bus)
-        self.downloads = Downloader(manifest.output_dir, store, client, self.bus)
+        output_dir = config.output_dir or manifest.output_dir  # a rehearsal's is its own
+        self.downloads = Downloader(output_dir, store, client, self.bus)
         self.steps: dict[JobStatus, Step] = {
             JobStatus.PENDING: self._submit,
             JobStatus.SUBMITTING: self._resend,
