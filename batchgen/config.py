@@ -6,6 +6,11 @@ the environment and the manifest into one frozen ``RunConfig``, with one precede
 flag > environment > manifest > default. The runner reads only the ``RunConfig``; the
 ``Manifest`` stays what the file said.
 
+Where a run keeps its record: ``state/<batch>.db`` in the manifest's folder, whatever the
+current folder (``default_state_path``; an old ``./state/<batch>.db`` is still found, with a
+note). A rehearsal on the in-process emulator keeps its own state (``<batch>.emulator.db``) and
+output folder (``<output>.emulator``), so it never becomes a real run's record (``binding``).
+
 Time scale: ``--time-scale`` speeds up a *rehearsal*. With the in-process emulator it scales the
 emulator's time model and the polls alike; against a server on loopback (a standalone emulator)
 it scales the polls; against any other host it may only slow them down: a run against the real
