@@ -30,11 +30,13 @@ from batchgen.config import (
     RunConfig,
     RunSettings,
     default_output_dir,
+    default_state_path,
     resolve_base_url,
     resolve_run_config,
     resolve_state_path,
 )
 from batchgen.console import Console
+from batchgen.errors import StateError
 from batchgen.eventlog import EventLog
 from batchgen.events import EventBus, RunFinished
 from batchgen.limits import RequestLimiter
@@ -225,13 +227,23 @@ def _state_path(manifest: Manifest, given: Path | None, emulator: bool) -> Path:
     return path
 
 
+def _read_state(manifest: Manifest, given: Path | None, emulator: bool) -> StateStore:
+    """The state a read-only command reads; when only a rehearsal has run, say so."""
+    path = _state_path(manifest, given, emulator)
+    rehearsal = default_state_path(manifest, emulator=True)
+    if given is None and not emulator and not path.exists() and rehearsal.exists():
+        raise StateError(
+            f"no state database at {path}; only a rehearsal has run ({rehearsal})",
+            hint="Add --emulator to read the rehearsal's state.",
+        )
+    return StateStore.open_readonly(path, manifest.batch)
+
+
 def report_batch(path: Path, state_path: Path | None = None, *, emulator: bool = False) -> Report:
     """The report of a batch from its state database (read only; works during a run).
     ``emulator``: the rehearsal's state (``run --emulator``'s default)."""
     manifest = load_manifest(path)
-    with StateStore.open_readonly(
-        _state_path(manifest, state_path, emulator), manifest.batch
-    ) as store:
+    with _read_state(manifest, state_path, emulator) as store:
         return report_from_store(manifest, store)
 
 
@@ -241,9 +253,7 @@ def state_meta(
     """The state's ``meta`` (batch, service, account fingerprint, manifest; read only).
     ``binding.describe_service`` and ``binding.report_service_fields`` read it."""
     manifest = load_manifest(path)
-    with StateStore.open_readonly(
-        _state_path(manifest, state_path, emulator), manifest.batch
-    ) as store:
+    with _read_state(manifest, state_path, emulator) as store:
         return store.meta()
 
 
@@ -261,9 +271,7 @@ def status_batch(
 ) -> BatchStatus:
     """The report and the ``events`` table's latest rows (read only; works during a run)."""
     manifest = load_manifest(path)
-    with StateStore.open_readonly(
-        _state_path(manifest, state_path, emulator), manifest.batch
-    ) as store:
+    with _read_state(manifest, state_path, emulator) as store:
         return BatchStatus(
             report_from_store(manifest, store),
             store.recent_events(events),

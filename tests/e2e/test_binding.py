@@ -68,6 +68,9 @@ def test_a_rehearsal_never_becomes_the_real_runs_record(emulator_thread, tmp_pat
     assert (tmp_path / "state" / "t.emulator.server.json").exists()
     assert not (tmp_path / "out").exists() and not (tmp_path / "state" / "t.db").exists()
     before = digest(rehearsal_state)
+    unread = cli("report", str(manifest), env=no_server_env(), cwd=tmp_path)
+    assert unread.returncode == 1 and "only a rehearsal has run" in unread.stderr
+    assert "--emulator" in unread.stderr
 
     real = cli("run", str(manifest), env=env_for(emulator_thread), cwd=tmp_path)
     assert real.returncode == 0, real.stderr
