@@ -15,7 +15,8 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-## Run the demo batch against the embedded emulator (no account needed).
+## Run the demo batch against the embedded emulator (no account needed): its own state
+## (jobs/state/demo.emulator.db) and videos (jobs/out/demo.emulator), apart from a real run's.
 demo: install
 	$(BG) run jobs/demo.yaml --emulator
 
@@ -37,4 +38,4 @@ bench: install
 	$(PY) -m bench
 
 clean:
-	rm -rf $(VENV) state/*.db state/*.json out jobs/out
+	rm -rf $(VENV) state/*.db state/*.json out jobs/out jobs/state

@@ -139,6 +139,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     settings = RunSettings(
         state_path=args.state,
         emulator=EmulatorChoice() if args.emulator else None,
+        same_account=args.same_account,
+        new_state=args.new_state,
         time_scale=args.time_scale,
         rate_per_s=args.rate,
         burst=args.burst,
@@ -202,23 +204,26 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from batchgen.binding import describe_service
     from batchgen.commands import report_batch
     from batchgen.report import render_json, render_table
 
-    report = report_batch(args.manifest, args.state)
+    report = report_batch(args.manifest, args.state, emulator=args.emulator)
     if args.format == "json":
         print(redact(render_json(report)))
     else:
         print(redact(render_table(report)))
+        print(redact(describe_service(report.service)))
     return 0 if args.exit_zero else int(jobs_exit_code(dict(report.totals.by_status)))
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    from batchgen.binding import describe_service
     from batchgen.commands import status_batch
     from batchgen.report import render_totals
 
-    status = status_batch(args.manifest, args.state)
-    lines = [render_totals(status.report)]
+    status = status_batch(args.manifest, args.state, emulator=args.emulator)
+    lines = [render_totals(status.report), describe_service(status.report.service)]
     if status.events:
         lines.append("latest events:")
         lines += [f"  {e.at}  {e.kind}: {e.detail}" for e in status.events]
@@ -230,7 +235,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from batchgen.commands import plan_batch
     from batchgen.plan import plan_to_dict, render_plan
 
-    plan = plan_batch(args.manifest, args.state, online=args.online)
+    plan = plan_batch(args.manifest, args.state, online=args.online, emulator=args.emulator)
     if args.json:
         print(json.dumps(plan_to_dict(plan), indent=2))
     else:
@@ -289,13 +294,20 @@ def _add_manifest(p: argparse.ArgumentParser, *, optional: bool = False) -> None
     )
 
 
-def _add_state(p: argparse.ArgumentParser) -> None:
+def _add_state(p: argparse.ArgumentParser, *, reads: bool = True) -> None:
     p.add_argument(
         "--state",
         type=Path,
         metavar="FILE",
-        help="state database (default: state/<batch>.db under the current folder)",
+        help="state database (default: state/<batch>.db in the manifest's folder; "
+        "state/<batch>.emulator.db with --emulator)",
     )
+    if reads:  # `run` adds its own --emulator
+        p.add_argument(
+            "--emulator",
+            action="store_true",
+            help="read the rehearsal's state (the one `run --emulator` writes)",
+        )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -339,11 +351,24 @@ def _add_run(
         "submit each job once, poll, download the videos. Rerun the same command to resume.",
     )
     _add_manifest(p)
-    _add_state(p)
+    _add_state(p, reads=False)
     p.add_argument(
         "--emulator",
         action="store_true",
-        help="run against the embedded emulator in this process (no account needed)",
+        help="run against the embedded emulator in this process (no account needed); it "
+        "keeps its own state and writes to <output folder>.emulator",
+    )
+    p.add_argument(
+        "--same-account",
+        action="store_true",
+        help="the API key changed but the account is the same: record the new key's "
+        "fingerprint instead of refusing the state",
+    )
+    p.add_argument(
+        "--new-state",
+        action="store_true",
+        help="start a new state although the output folder holds this batch's videos "
+        "(their jobs are submitted again)",
     )
     p.add_argument(
         "--time-scale",

@@ -10,7 +10,10 @@ Python users get the same behaviour without the CLI::
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import json
 import logging
+import os
 from collections.abc import Iterator, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -20,25 +23,27 @@ from typing import Any
 import anyio
 import yaml
 
-from batchgen import signals
+from batchgen import binding, signals
 from batchgen.client import RivyaClient
 from batchgen.config import (
     Connection,
     EmulatorChoice,
     RunConfig,
     RunSettings,
+    default_output_dir,
     default_state_path,
     resolve_base_url,
     resolve_run_config,
+    resolve_state_path,
     state_path_for,
 )
 from batchgen.console import Console
-from batchgen.errors import ManifestError, UsageError
+from batchgen.errors import ManifestError, StateError, UsageError
 from batchgen.eventlog import EventLog
 from batchgen.events import EventBus, RunFinished
 from batchgen.limits import RequestLimiter
 from batchgen.manifest import load_manifest
-from batchgen.models import Manifest
+from batchgen.models import Manifest, output_stem
 from batchgen.outcome import RunOutcome, run_exit_code
 from batchgen.progress import ProgressDisplay
 from batchgen.recorder import EventRecorder
@@ -72,8 +77,15 @@ def run_manifest(path: Path, settings: RunSettings | None = None) -> RunResult:
     config = resolve_run_config(manifest, settings)
     for note in config.notes:
         log.warning("%s", note)
+    output_dir = config.output_dir or manifest.output_dir
+    found = read_marker(output_dir)
+    if not config.state_path.exists() and not config.new_state:
+        videos = _videos_of(manifest, output_dir)
+        if binding.orphaned_videos(found, manifest.batch, videos):
+            raise binding.orphan_error(config.state_path, output_dir, videos)
     bus = EventBus(EventLog(), *config.subscribers)
     with StateStore.open(config.state_path, manifest.batch) as store:
+        _warn_sharing(manifest, found, store.meta(), output_dir)
         bus.subscribe(EventRecorder(store))
         with _progress(config, bus, len(manifest.jobs)):
             outcome = anyio.run(_run_async, manifest, store, config, bus, catcher)
@@ -121,6 +133,7 @@ async def _run_async(
             connection = Connection(base_url=emu.base_url, api_key=emu.api_key)
         assert connection is not None
         install_redaction(connection.api_key)
+        _bind(manifest, store, config, connection)  # before the first request
         limiter = RequestLimiter(rate_per_s=config.limits.rate_per_s, burst=config.limits.burst)
         client = await stack.enter_async_context(
             RivyaClient(
@@ -134,12 +147,71 @@ async def _run_async(
         return await run_batch(manifest, store, client, config, bus, catcher)
 
 
+def _bind(manifest: Manifest, store: StateStore, config: RunConfig, conn: Connection) -> None:
+    """Check that the state belongs to the service and account this run targets (a state
+    with no binding yet is adopted), record them and the manifest, and mark the output folder
+    as this batch's. Raises ``StateError`` before anything is sent."""
+    service = binding.service_identity(None if config.emulator else conn.base_url)
+    meta = store.meta()
+    if binding.META_SERVICE not in meta and _old_journal(store.path).exists():
+        # a state from before bindings that an in-process rehearsal wrote (its journal is
+        # beside it): it is the emulator's record, whoever runs it next
+        meta = {**meta, binding.META_SERVICE: binding.EMULATOR_SERVICE}
+    updates = binding.check_binding(
+        meta,
+        binding.Target(service, conn.api_key),
+        state_path=store.path,
+        same_account=config.same_account,
+    )
+    manifest_path = manifest.path.resolve()
+    store.set_meta(**updates, **{binding.META_MANIFEST: str(manifest_path)})
+    output_dir = config.output_dir or manifest.output_dir
+    mark = binding.marker(manifest.batch, manifest_path, store.path.resolve(), service)
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        tmp = output_dir / f"{binding.MARKER_NAME}.{os.getpid()}.tmp"
+        tmp.write_text(json.dumps(mark, indent=2) + "\n")
+        os.replace(tmp, output_dir / binding.MARKER_NAME)
+    except OSError as exc:
+        log.warning("could not write %s: %s", output_dir / binding.MARKER_NAME, exc)
+
+
+def read_marker(output_dir: Path) -> dict[str, Any] | None:
+    """The output folder's ``.batchgen.json`` (which batch, manifest and state wrote it)."""
+    try:
+        found = json.loads((output_dir / binding.MARKER_NAME).read_text())
+    except (OSError, ValueError):
+        return None
+    return found if isinstance(found, dict) else None
+
+
+def _videos_of(manifest: Manifest, output_dir: Path) -> int:
+    """How many of the manifest's jobs have a ``<job id>.mp4`` in the output folder."""
+    return sum((output_dir / f"{output_stem(job.id)}.mp4").exists() for job in manifest.jobs)
+
+
+def _warn_sharing(
+    manifest: Manifest, found: Mapping[str, Any] | None, meta: Mapping[str, str], out: Path
+) -> None:
+    for line in binding.sharing_warnings(
+        found, meta, batch=manifest.batch, manifest=manifest.path.resolve(), output_dir=out
+    ):
+        log.warning("%s", line)
+
+
+def _old_journal(state_path: Path) -> Path:
+    """Where the in-process emulator kept its journal before bindings."""
+    return state_path.with_name(state_path.stem + ".emulator.json")
+
+
 def _start_emulator(choice: EmulatorChoice, state_path: Path) -> Any:
-    """The in-process emulator keeps its own state next to the batch's, so that a resumed
-    rehearsal finds the tasks the interrupted one created."""
+    """The in-process emulator keeps its own state next to the batch's (``<state stem>.server.
+    json``), so that a resumed rehearsal finds the tasks the interrupted one created."""
     from batchgen.emulator import EmulatorConfig, running_emulator
 
-    emu_state = state_path.with_name(state_path.stem + ".emulator.json")
+    emu_state = state_path.with_name(state_path.stem + ".server.json")
+    if not emu_state.exists() and _old_journal(state_path).exists():
+        emu_state = _old_journal(state_path)  # a rehearsal begun before the rename
     cfg = EmulatorConfig(
         time_scale=choice.time_scale,
         seed=choice.seed,
@@ -149,11 +221,34 @@ def _start_emulator(choice: EmulatorChoice, state_path: Path) -> Any:
     return running_emulator(cfg, host="127.0.0.1", port=0)
 
 
-def report_batch(path: Path | None, state_path: Path | None = None) -> Report:
-    """The report of a batch from its state database (read only; works during a run). Given a
-    manifest that no longer validates (a reference moved, say) or none, the report is read
-    from the state alone: the jobs of its latest run."""
-    return _read_state(path, state_path, events=0).report
+def _state_path(manifest: Manifest, given: Path | None, emulator: bool) -> Path:
+    """The state a read-only command reads: as ``run`` would pick it (a note when old)."""
+    path, notes = resolve_state_path(manifest, given, emulator=emulator)
+    for note in notes:
+        log.warning("%s", note)
+    return path
+
+
+def _open_state(manifest: Manifest, given: Path | None, emulator: bool) -> StateStore:
+    """The state a read-only command reads; when only a rehearsal has run, say so."""
+    path = _state_path(manifest, given, emulator)
+    rehearsal = default_state_path(manifest, emulator=True)
+    if given is None and not emulator and not path.exists() and rehearsal.exists():
+        raise StateError(
+            f"no state database at {path}; only a rehearsal has run ({rehearsal})",
+            hint="Add --emulator to read the rehearsal's state.",
+        )
+    return StateStore.open_readonly(path, manifest.batch)
+
+
+def report_batch(
+    path: Path | None, state_path: Path | None = None, *, emulator: bool = False
+) -> Report:
+    """The report of a batch from its state database (read only; works during a run).
+    ``emulator``: the rehearsal's state (``run --emulator``'s default). Given a manifest that
+    no longer validates (a reference moved, say) or none, the report is read from the state
+    alone: the jobs of its latest run."""
+    return _inspect(path, state_path, emulator=emulator, events=0).report
 
 
 @dataclass(frozen=True)
@@ -165,13 +260,19 @@ class BatchStatus:
 
 
 def status_batch(
-    path: Path | None, state_path: Path | None = None, *, events: int = 5
+    path: Path | None,
+    state_path: Path | None = None,
+    *,
+    events: int = 5,
+    emulator: bool = False,
 ) -> BatchStatus:
     """The report and the ``events`` table's latest rows (read only; works during a run)."""
-    return _read_state(path, state_path, events=events)
+    return _inspect(path, state_path, emulator=emulator, events=events)
 
 
-def _read_state(path: Path | None, state_path: Path | None, *, events: int) -> BatchStatus:
+def _inspect(
+    path: Path | None, state_path: Path | None, *, emulator: bool, events: int
+) -> BatchStatus:
     manifest, problem = None, None
     if path is not None:
         try:
@@ -179,14 +280,13 @@ def _read_state(path: Path | None, state_path: Path | None, *, events: int) -> B
         except ManifestError as exc:
             problem = exc
     if manifest is not None:
-        state_path = state_path or default_state_path(manifest)
-        with StateStore.open_readonly(state_path, manifest.batch) as store:
+        with _open_state(manifest, state_path, emulator) as store:
             return BatchStatus(report_from_store(manifest, store), store.recent_events(events))
     batch = _batch_name(path) if path is not None else None
     if state_path is None:
         if path is None:
             raise UsageError("name the batch's manifest, or its state file with --state FILE")
-        state_path = state_path_for(path, batch) if batch is not None else None
+        state_path = state_path_for(path, batch, emulator=emulator) if batch else None
         if state_path is None or not state_path.exists():
             assert problem is not None
             raise problem  # no state to fall back on: the manifest's problems are the news
@@ -219,22 +319,30 @@ def plan_batch(
     *,
     online: bool = False,
     env: Mapping[str, str] | None = None,
+    emulator: bool = False,
 ) -> Any:
     """What a run would do now and what it would reserve. Sends nothing unless ``online``
-    (then only the public models endpoint is asked for the price)."""
+    (then only the public models endpoint is asked for the price). ``emulator``: for a
+    rehearsal (its own state and output folder). Warns, as ``run`` does, when the output
+    folder or the state is shared with another manifest or batch."""
     from batchgen.plan import make_plan
 
     manifest = load_manifest(path)
-    state_path = state_path or default_state_path(manifest)
+    state_path = _state_path(manifest, state_path, emulator)
+    output_dir = default_output_dir(manifest, emulator=emulator)
     state = None
+    meta: dict[str, str] = {}
     if state_path.exists():
         with StateStore.open_readonly(state_path, manifest.batch) as store:
             state = store.snapshot()
+            meta = store.meta()
+    _warn_sharing(manifest, read_marker(output_dir), meta, output_dir)
     base_credits = None
     if online:
         base_url = resolve_base_url(env)
         base_credits = anyio.run(_base_credits, base_url, manifest.model, backend="asyncio")
-    return make_plan(manifest, state=state, base_credits=base_credits)
+    shown = dataclasses.replace(manifest, output_dir=output_dir)
+    return make_plan(shown, state=state, base_credits=base_credits)
 
 
 async def _base_credits(base_url: str, model: str) -> int | None:

@@ -6,6 +6,11 @@ the environment and the manifest into one frozen ``RunConfig``, with one precede
 flag > environment > manifest > default. The runner reads only the ``RunConfig``; the
 ``Manifest`` stays what the file said.
 
+Where a run keeps its record: ``state/<batch>.db`` in the manifest's folder, whatever the
+current folder (``default_state_path``; an old ``./state/<batch>.db`` is still found, with a
+note). A rehearsal on the in-process emulator keeps its own state (``<batch>.emulator.db``) and
+output folder (``<output>.emulator``), so it never becomes a real run's record (``binding``).
+
 Time scale: ``--time-scale`` speeds up a *rehearsal*. With the in-process emulator it scales the
 emulator's time model and the polls alike; against a server on loopback (a standalone emulator)
 it scales the polls; against any other host it may only slow them down: a run against the real
@@ -22,13 +27,14 @@ from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import urlsplit
 
-from batchgen.errors import ConfigError
+from batchgen.errors import ConfigError, StateError
 from batchgen.events import Subscriber
 from batchgen.gates import Gate
 from batchgen.keys import DEFAULT_KEY_LIFETIME_S
 from batchgen.models import Limits, Manifest
 from batchgen.polling import PollPolicy
 from batchgen.retry import RetryPolicy
+from batchgen.store import StateStore
 from batchgen.wire import is_loopback_host
 
 DEFAULT_BASE_URL = "https://rivya.ai"
@@ -103,6 +109,8 @@ class RunSettings:
 
     state_path: Path | None = None
     emulator: EmulatorChoice | None = None
+    same_account: bool = False  # the state's account fingerprint may change (a new key)
+    new_state: bool = False  # start a new state although the output folder holds its videos
     time_scale: float | None = None
     rate_per_s: float | None = None
     burst: int | None = None
@@ -128,6 +136,9 @@ class RunConfig:
     state_path: Path
     connection: Connection | None  # None: the in-process emulator (known once it starts)
     emulator: EmulatorChoice | None = None
+    output_dir: Path | None = None  # the manifest's (None), or its ``.emulator`` sibling
+    same_account: bool = False
+    new_state: bool = False
     limits: Limits = field(default_factory=Limits)
     poll: PollPolicy = field(default_factory=PollPolicy)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
@@ -143,14 +154,59 @@ class RunConfig:
     notes: tuple[str, ...] = ()  # what resolving decided that the user should hear
 
 
-def default_state_path(manifest: Manifest, cwd: Path | None = None) -> Path:
-    """``state/<batch>.db`` under the current folder, as the README documents."""
-    return state_path_for(manifest.path, manifest.batch, cwd)
+def default_state_path(manifest: Manifest, *, emulator: bool = False) -> Path:
+    """``state/<batch>.db`` in the manifest's folder (resolved), wherever the command runs
+    from: one state per manifest. A rehearsal (``--emulator``) keeps its own,
+    ``state/<batch>.emulator.db``, so it never mixes with the real service's record."""
+    return state_path_for(manifest.path, manifest.batch, emulator=emulator)
 
 
-def state_path_for(manifest_path: Path, batch: str, cwd: Path | None = None) -> Path:
-    """The default state file of the batch ``batch`` whose manifest is ``manifest_path``."""
-    return (cwd or Path.cwd()) / "state" / f"{batch}.db"
+def state_path_for(manifest_path: Path, batch: str, *, emulator: bool = False) -> Path:
+    """``default_state_path`` from the manifest's path and batch name alone (a report of a
+    manifest that no longer validates finds its state so)."""
+    suffix = ".emulator.db" if emulator else ".db"
+    return Path(manifest_path).resolve().parent / "state" / f"{batch}{suffix}"
+
+
+def default_output_dir(manifest: Manifest, *, emulator: bool = False) -> Path:
+    """The manifest's output folder; a rehearsal writes its sibling ``<name>.emulator``."""
+    out = manifest.output_dir
+    return out.with_name(out.name + ".emulator") if emulator else out
+
+
+def resolve_state_path(
+    manifest: Manifest,
+    given: Path | None = None,
+    *,
+    emulator: bool = False,
+    cwd: Path | None = None,
+) -> tuple[Path, tuple[str, ...]]:
+    """The state file (and a note when an old default was used): ``--state`` when given, else
+    ``default_state_path``. Before it was the manifest's folder, the default was ``state/
+    <batch>.db`` under the current folder; such a file, when it is this batch's and the new
+    default does not exist yet, is still used, with a note to move it."""
+    if given is not None:
+        return given, ()
+    path = default_state_path(manifest, emulator=emulator)
+    if emulator or path.exists():
+        return path, ()
+    legacy = (cwd or Path.cwd()) / "state" / f"{manifest.batch}.db"
+    if legacy.resolve() == path or not legacy.exists() or _batch_of(legacy) != manifest.batch:
+        return path, ()
+    note = (
+        f"using the state {legacy} (the old default under the current folder); move it to "
+        f"{path}, where every run of {manifest.path.name} looks for it"
+    )
+    return legacy, (note,)
+
+
+def _batch_of(path: Path) -> str | None:
+    """The batch a state file records, or None when it is not a readable state."""
+    try:
+        with StateStore.open_readonly(path) as store:
+            return store.batch
+    except StateError:
+        return None
 
 
 def resolve_limits(
@@ -179,11 +235,17 @@ def resolve_run_config(
     emulator = settings.emulator
     if emulator is not None and settings.time_scale is not None:
         emulator = EmulatorChoice(settings.time_scale, emulator.seed, emulator.options)
+    state_path, state_notes = resolve_state_path(
+        manifest, settings.state_path, emulator=emulator is not None, cwd=cwd
+    )
     return RunConfig(
         batch=manifest.batch,
-        state_path=settings.state_path or default_state_path(manifest, cwd),
+        state_path=state_path,
         connection=connection,
         emulator=emulator,
+        output_dir=default_output_dir(manifest, emulator=emulator is not None),
+        same_account=settings.same_account,
+        new_state=settings.new_state,
         limits=resolve_limits(
             manifest,
             rate_per_s=settings.rate_per_s,
@@ -203,7 +265,7 @@ def resolve_run_config(
         progress_interval_s=settings.progress_interval_s or DEFAULT_PROGRESS_INTERVAL_S,
         gates=tuple(settings.gates),
         subscribers=tuple(settings.subscribers),
-        notes=notes,
+        notes=state_notes + notes,
     )
 
 

@@ -29,7 +29,8 @@ only ever added::
                 "current_final_credits", "superseded_final_credits",
                 "earlier_attempts_final_credits", "superseded_versions", "earlier_attempts"},
      "removed": [job ids stored in the state but no longer in the manifest],
-     "superseded": [job entries (as above) of versions the manifest no longer names]}
+     "superseded": [job entries (as above) of versions the manifest no longer names],
+     "service": the API origin the state belongs to (null until its first run records it)}
 
 A job the manifest names that the state has never seen has status ``new``. Timestamps are the
 service's (``task_*``) or this client's (``submitted_at``, ``finished_at``), ISO 8601 UTC.
@@ -40,11 +41,12 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from batchgen.binding import service_of
 from batchgen.models import TERMINAL, JobStatus, Manifest, job_key, version_of
 
 if TYPE_CHECKING:
@@ -184,6 +186,7 @@ class Report:
     totals: Totals
     removed: tuple[str, ...]  # ids stored in the state that the manifest no longer names
     superseded: tuple[JobReport, ...] = ()
+    service: str | None = None  # the service the state belongs to (None: not recorded yet)
 
 
 # -- building --------------------------------------------------------------------------------
@@ -222,13 +225,14 @@ def report_from_store(manifest: Manifest, store: StateStore) -> Report:
     current = [
         (spec.id, job_key(manifest.batch, spec.id, spec.request_hash)) for spec in manifest.jobs
     ]
-    return build_report(
+    report = build_report(
         manifest.batch,
         str(store.path),
         current,
         store.jobs(current_only=False),
         store.earlier_attempts(),
     )
+    return replace(report, service=service_of(store.meta()))
 
 
 def report_from_state(store: StateStore) -> Report:
@@ -236,7 +240,8 @@ def report_from_state(store: StateStore) -> Report:
     (the manifest may be gone, or no longer validate)."""
     rows = store.jobs(current_only=False)
     current = [(row.job_id, row.job_key) for row in rows if row.in_manifest]
-    return build_report(store.batch, str(store.path), current, rows, store.earlier_attempts())
+    report = build_report(store.batch, str(store.path), current, rows, store.earlier_attempts())
+    return replace(report, service=service_of(store.meta()))
 
 
 def job_report(job_id: str, row: JobRow | None, attempts: Sequence[AttemptRow] = ()) -> JobReport:
@@ -346,6 +351,7 @@ def to_dict(report: Report) -> dict[str, Any]:
         },
         "removed": list(report.removed),
         "superseded": [_job_dict(job) for job in report.superseded],
+        "service": report.service,
     }
 
 

@@ -86,8 +86,10 @@ IN_FLIGHT_ORDER = {
 }
 
 
-# A superseded version is followed only where a task exists (paid): nothing new is sent for it.
-SUPERSEDED_TO_FINISH = (JobStatus.RUNNING, JobStatus.DOWNLOADING)
+# A superseded version is followed where a task exists or may exist (paid, or maybe paid: a
+# ``submitting`` one is resent with its stored key and body, which the service replays); nothing
+# new is ever sent for it (``_submit`` returns at once).
+SUPERSEDED_TO_FINISH = (JobStatus.SUBMITTING, JobStatus.RUNNING, JobStatus.DOWNLOADING)
 
 
 class Runner:
@@ -117,7 +119,8 @@ class Runner:
         self.disk = Latch("output")  # result files cannot be written: do not buy more
         self.gates = Gates([self.credits, self.stopping, self.conflict, self.disk, *config.gates])
         self.uploads = Uploader(manifest.batch, manifest.model, store, client, self.bus)
-        self.downloads = Downloader(manifest.output_dir, store, client, self.bus)
+        output_dir = config.output_dir or manifest.output_dir  # a rehearsal's is its own
+        self.downloads = Downloader(output_dir, store, client, self.bus)
         self.steps: dict[JobStatus, Step] = {
             JobStatus.PENDING: self._submit,
             JobStatus.SUBMITTING: self._resend,
@@ -299,6 +302,8 @@ class Runner:
 
     async def _submit(self, row: JobRow, spec: JobSpec) -> JobRow | None:
         """pending -> submitting -> running: gates, uploads, durable key, create request."""
+        if not row.in_manifest:  # a superseded version whose stored request was refused
+            return None
         kind = task_kind(spec.params_dict)
         self._pending_kinds[kind] -= 1
         if self._held(row, spec):
@@ -333,7 +338,8 @@ class Runner:
                 row.job_key, why=why, forget_uploads=[r.identity for r in spec.references]
             )
             self.bus.emit(NewAttempt(job_id=spec.id, attempt=new.attempt, why=why))
-            self._pending_kinds[task_kind(spec.params_dict)] += 1
+            if row.in_manifest:
+                self._pending_kinds[task_kind(spec.params_dict)] += 1
             return self._changed(row, new)
 
     async def _create(self, row: JobRow) -> JobRow:

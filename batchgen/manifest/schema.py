@@ -36,7 +36,8 @@ def _top_properties() -> Schema:
         "batch": {
             "type": "string",
             "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$",
-            "description": "Names the batch and its default state file state/<batch>.db. "
+            "description": "Names the batch and its default state file state/<batch>.db "
+            "(in the manifest's folder). "
             "Default: the manifest's file name.",
         },
         "model": {"const": MODEL_ID, "description": f"The model. Only {MODEL_ID}."},

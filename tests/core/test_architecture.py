@@ -15,7 +15,7 @@ PKG = Path(__file__).resolve().parents[2] / "batchgen"
 LAYERS: list[set[str]] = [
     {"_version", "errors", "console", "redact", "limits"},  # no batchgen imports at all
     {"models", "files"},  # shared frozen dataclasses and enums; result files on disk
-    {"outcome", "contract", "retry", "polling", "rows", "keys"},  # pure rules; the state's rows
+    {"outcome", "contract", "retry", "polling", "rows", "keys", "binding"},  # pure rules
     {"events", "gates", "schedule", "manifest", "signals"},  # pure, over the above
     {"wire", "store", "eventlog", "progress", "plan"},  # wire format, state, subscribers
     {"client", "report", "recorder", "config"},  # HTTP; report; events table; RunConfig

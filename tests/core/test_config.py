@@ -11,7 +11,7 @@ from batchgen.errors import ConfigError
 from batchgen.models import Limits, Manifest
 
 MANIFEST = Manifest(
-    path=Path("m.yaml"),
+    path=Path("/w/jobs/m.yaml"),
     batch="b",
     jobs=(),
     output_dir=Path("out"),
@@ -30,7 +30,7 @@ def test_flags_override_the_manifest_which_overrides_defaults() -> None:
         MANIFEST, RunSettings(rate_per_s=9.0, env=env("https://api.example")), cwd=Path("/w")
     )
     assert config.limits == Limits(rate_per_s=9.0, burst=2, max_in_flight=7)
-    assert config.state_path == Path("/w/state/b.db")
+    assert config.state_path == Path("/w/jobs/state/b.db"), "beside the manifest, not the cwd"
     assert MANIFEST.limits.rate_per_s == 3.0, "the manifest stays what the file said"
 
 

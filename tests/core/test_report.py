@@ -164,7 +164,15 @@ def test_to_dict_has_the_documented_shape(batch) -> None:
     report = report_of(batch)
     data = json.loads(render_json(report))
     assert data == to_dict(report)
-    assert set(data) == {"batch", "state_file", "jobs", "totals", "removed", "superseded"}
+    assert set(data) == {
+        "batch",
+        "state_file",
+        "jobs",
+        "totals",
+        "removed",
+        "superseded",
+        "service",
+    }
     assert [e["version"] for e in data["superseded"]] == [j.version for j in report.superseded]
     assert set(data["totals"]) == TOTALS_KEYS
     assert data["totals"]["by_status"] == {s.value: n for s, n in report.totals.by_status}
@@ -312,6 +320,7 @@ def test_json_is_byte_for_byte_the_documented_interface() -> None:
         },
         "removed": [],
         "superseded": [],
+        "service": None,
     }
     assert render_json(report) == json.dumps(expected, indent=2)
 

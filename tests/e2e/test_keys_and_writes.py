@@ -161,9 +161,13 @@ def test_unwritable_output_folder_keeps_paid_jobs_downloading(tmp_path: Path) ->
     out = tmp_path / "out"
     root = os.geteuid() == 0  # root ignores folder modes: put a file where the folder goes
 
+    broken: list[bool] = []
+
     def break_output(event: Event) -> None:
-        if not isinstance(event, Submitted) or out.exists():
+        if not isinstance(event, Submitted) or broken:
             return
+        broken.append(True)
+        shutil.rmtree(out, ignore_errors=True)  # the run's marker file made the folder
         if root:
             out.write_text("a file where the output folder should be")
         else:

@@ -98,12 +98,13 @@ def test_a_rehearsal_stopped_mid_download_finishes_on_the_next_emulator(tmp_path
     state = tmp_path / "s.db"
     settings = RunSettings(state_path=state, emulator=EmulatorChoice(time_scale=0.002))
     assert run_manifest(manifest, settings).exit_code == 0
-    (tmp_path / "out" / "hero.mp4").unlink()
+    out = tmp_path / "out.emulator"  # a rehearsal's own output folder
+    (out / "hero.mp4").unlink()
     with sqlite3.connect(state) as db:  # as if the run had stopped before this download
         db.execute("UPDATE jobs SET status = 'downloading', outputs = '[]' WHERE job_id = 'hero'")
     again = run_manifest(manifest, settings)
     assert again.exit_code == 0 and again.outcome.submitted == 0
-    assert (tmp_path / "out" / "hero.mp4").stat().st_size > 0
+    assert (out / "hero.mp4").stat().st_size > 0
 
 
 def test_fresh_result_urls_are_checked_not_trusted(tmp_path: Path) -> None:
