@@ -115,6 +115,7 @@ def test_totals_equal_the_ledger_after_failures_retries_and_an_edit(tmp_path: Pa
         ledger = emu.ledger()
         report = report_batch(manifest, state)
         status = run_cli("status", str(manifest), "--state", str(state), env={})
+        shown = run_cli("report", str(manifest), "--state", str(state), "--format", "json", env={})
     t = report.totals
     assert t.in_flight_credits == 0
     assert t.final_credits == _net_charges(ledger)
@@ -122,6 +123,7 @@ def test_totals_equal_the_ledger_after_failures_retries_and_an_edit(tmp_path: Pa
     assert t.earlier_attempts == failed and t.superseded_versions == 1
     assert t.refunded_credits == 90 * sum(1 for x in ledger["tasks"] if x["status"] == "failed")
     assert f"credits charged {t.final_credits:,} over {t.tasks} tasks" in status.stdout
+    assert json.loads(shown.stdout)["totals"]["final_credits"] == _net_charges(ledger)
 
 
 def test_a_file_found_under_its_other_name_is_recorded_not_downloaded(tmp_path: Path) -> None:
