@@ -75,6 +75,8 @@ def run_manifest(path: Path, settings: RunSettings | None = None) -> RunResult:
     catcher = signals.install() if settings.handle_signals else None
     manifest = load_manifest(path)  # every problem surfaces here, before anything is sent
     config = resolve_run_config(manifest, settings)
+    if config.connection is not None:
+        install_redaction(config.connection.api_key)  # from here on, whatever is logged
     for note in config.notes:
         log.warning("%s", note)
     output_dir = config.output_dir or manifest.output_dir
@@ -86,6 +88,8 @@ def run_manifest(path: Path, settings: RunSettings | None = None) -> RunResult:
     bus = EventBus(EventLog(), *config.subscribers)
     with StateStore.open(config.state_path, manifest.batch) as store:
         _warn_sharing(manifest, found, store.meta(), output_dir)
+        if config.connection is not None:  # the in-process emulator's is known once it runs
+            _bind(manifest, store, config, config.connection)
         bus.subscribe(EventRecorder(store))
         with _progress(config, bus, len(manifest.jobs)):
             outcome = anyio.run(_run_async, manifest, store, config, bus, catcher)
@@ -133,7 +137,8 @@ async def _run_async(
             connection = Connection(base_url=emu.base_url, api_key=emu.api_key)
         assert connection is not None
         install_redaction(connection.api_key)
-        _bind(manifest, store, config, connection)  # before the first request
+        if config.emulator is not None:
+            _bind(manifest, store, config, connection)  # before the first request
         limiter = RequestLimiter(rate_per_s=config.limits.rate_per_s, burst=config.limits.burst)
         client = await stack.enter_async_context(
             RivyaClient(
