@@ -198,8 +198,9 @@ def orphan_error(state_path: Path, output_dir: Path, videos: int) -> StateError:
         "state and submit those jobs again.",
         hint=(
             "Restore the state file, or pass it with --state FILE. To start over knowingly, "
-            "pass --new-state: every job is submitted again; text-only jobs within the "
-            "service's 24 h idempotency-key lifetime are replayed without charge, the others "
-            "are charged again."
+            "pass --new-state: every job is submitted again. Within the service's 24 h "
+            "idempotency-key lifetime a text-only job is replayed without charge and a job "
+            "with references stops the run with an idempotency conflict (nothing is charged); "
+            "after it, every job is charged again."
         ),
     )
