@@ -296,12 +296,13 @@ def _inspect(
             assert problem is not None
             raise problem  # no state to fall back on: the manifest's problems are the news
     if problem is not None:
-        first = str(problem).splitlines()[0]
+        more = len(problem.problems) - 1
         log.warning(
-            "%s does not validate now (%s); the report is read from the state alone: the jobs "
-            "of its latest run",
+            "%s does not validate now (%s%s); the report is read from the state alone: the "
+            "jobs of its latest run",
             path,
-            first,
+            problem.problems[0] if problem.problems else problem.message,
+            f", and {more} more problem(s): batchgen validate lists them" if more > 0 else "",
         )
     with StateStore.open_readonly(state_path, batch) as store:
         return BatchStatus(report_from_state(store), store.recent_events(events))
