@@ -290,13 +290,28 @@ class StateStore:
 
     @contextlib.contextmanager
     def _tx(self) -> Iterator[None]:
-        self.db.execute("BEGIN IMMEDIATE")
+        """One transaction. A write the disk refuses (full, read-only, I/O error) rolls back
+        and becomes a ``StateError`` that says so: the state stays as it was before it."""
         try:
-            yield
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        self.db.execute("COMMIT")
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    self.db.execute("ROLLBACK")
+                raise
+            self.db.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            if getattr(exc, "sqlite_errorname", "").split("_")[:2] not in _DISK_ERRORS:
+                raise  # not the disk's doing: a bug to see as such
+            if self.db.conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    self.db.execute("ROLLBACK")
+            raise StateError(
+                f"cannot write the state database {self.path}: {exc}",
+                hint="Free space on its disk (or make it writable), then run the same command "
+                "again: the state holds everything up to its last complete write.",
+            ) from exc
 
     # -- the manifest's jobs -------------------------------------------------------------------
 
@@ -745,6 +760,9 @@ class StateStore:
             for at, kind, detail, job_id in self.db.execute(sql, [limit]).fetchall()
         )
 
+
+# SQLite's primary result codes that mean "the disk or another process said no", not "bad SQL".
+_DISK_ERRORS = [["SQLITE", code] for code in ("FULL", "READONLY", "IOERR", "BUSY", "CANTOPEN")]
 
 _ALLOWED_FROM: dict[JobStatus, list[str]] = {
     new: [old.value for old, nexts in TRANSITIONS.items() if new in nexts] for new in JobStatus

@@ -250,3 +250,18 @@ def test_reading_another_batchs_state_is_refused(tmp_path: Path) -> None:
         StateStore.open_readonly(path, "second")
     with StateStore.open_readonly(path, "first") as store:
         assert store.batch == "first"
+
+
+def test_a_full_disk_under_the_state_is_a_state_error_and_changes_nothing(tmp_path: Path) -> None:
+    """SQLite's "database or disk is full" (here: a page limit) rolls the write back and says
+    what happened and what to do; the row is as before; not "a bug in batchgen"."""
+    path = tmp_path / "s.db"
+    specs = [JobSpec(f"j{i}", "p" * 1500, (("duration", "5"),)) for i in range(3)]
+    with StateStore.open(path, "b") as store:
+        store.sync_jobs(specs[:1])
+        pages = store.db.execute("PRAGMA page_count").fetchone()[0]
+        store.db.execute(f"PRAGMA max_page_count = {pages}")
+        with pytest.raises(StateError, match=r"cannot write the state database .*full") as caught:
+            store.sync_jobs(specs * 200)
+        assert "Free space" in (caught.value.hint or "")
+        assert [r.job_id for r in store.jobs()] == ["j0"]
