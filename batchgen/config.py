@@ -33,6 +33,7 @@ from batchgen.gates import Gate
 from batchgen.keys import DEFAULT_KEY_LIFETIME_S
 from batchgen.models import Limits, Manifest
 from batchgen.polling import PollPolicy
+from batchgen.redact import KEY_PREFIXES
 from batchgen.retry import RetryPolicy
 from batchgen.store import StateStore
 from batchgen.wire import is_loopback_host
@@ -54,13 +55,33 @@ class Connection:
 
 
 def resolve_base_url(env: Mapping[str, str] | None = None) -> str:
-    """The API base URL from the environment (default: the real service), checked."""
+    """The API base URL from the environment (default: the real service), checked. Its value
+    is never echoed in a message: it may be a key pasted into the wrong variable."""
     env = os.environ if env is None else env
-    base_url = (env.get(ENV_BASE_URL) or DEFAULT_BASE_URL).rstrip("/")
-    parts = urlsplit(base_url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    base_url = (env.get(ENV_BASE_URL) or DEFAULT_BASE_URL).strip().rstrip("/")
+    key = (env.get(ENV_KEY) or "").strip()
+    if any(p in base_url for p in KEY_PREFIXES) or (len(key) >= 8 and key in base_url):
         raise ConfigError(
-            f"{ENV_BASE_URL} is not an http(s) URL: {base_url!r}",
+            f"{ENV_BASE_URL} holds what looks like an API key (its value is not shown)",
+            hint=f"Put the key in {ENV_KEY} and the service's address ({DEFAULT_BASE_URL}) in "
+            f"{ENV_BASE_URL}, or unset {ENV_BASE_URL} to use the real service.",
+        )
+    parts = urlsplit(base_url)
+    try:
+        credentials = parts.username is not None or parts.password is not None
+        hostname = parts.hostname
+    except ValueError:  # an unparsable port or host
+        credentials, hostname = False, None
+    if credentials:
+        raise ConfigError(
+            f"{ENV_BASE_URL} carries credentials (user:password@host; not shown)",
+            hint=f"The key goes in {ENV_KEY} only; set {ENV_BASE_URL} to the address alone, "
+            f"like {DEFAULT_BASE_URL}.",
+        )
+    if parts.scheme not in ("http", "https") or not hostname:
+        raise ConfigError(
+            f"{ENV_BASE_URL} is not an http(s) URL (its value is not shown, in case it is a "
+            "secret)",
             hint=f"Set it like {DEFAULT_BASE_URL}, or unset it to use the real service.",
         )
     return base_url
@@ -82,6 +103,11 @@ def resolve_connection(env: Mapping[str, str] | None = None) -> Connection:
         )
     if re.search(r"\s", key):
         raise ConfigError(f"{ENV_KEY} contains whitespace; paste the key alone")
+    if key.lower().startswith(("http://", "https://")):
+        raise ConfigError(
+            f"{ENV_KEY} holds a URL, not a key: are {ENV_KEY} and {ENV_BASE_URL} swapped?",
+            hint=f"{ENV_KEY}=rvya_sk_... (your key), {ENV_BASE_URL}={DEFAULT_BASE_URL}.",
+        )
     if parts.scheme == "http" and not is_loopback_host(parts.hostname):
         raise ConfigError(
             f"refusing to send the API key over plain http to {parts.hostname}",

@@ -62,6 +62,10 @@ class Latch:
     def check(self, job: JobSpec) -> Hold | None:
         return self._hold
 
+    @property
+    def is_closed(self) -> bool:
+        return self._hold is not None
+
 
 class Deadline:
     """Nothing new is submitted at or after ``until`` (seconds since the epoch)."""

@@ -239,14 +239,44 @@ class RemoteStatus(StrEnum):
     PROCESSING = "processing"  # rendering
     SUCCEEDED = "succeeded"  # terminal: result URLs are ready
     FAILED = "failed"  # terminal: ``error`` may say why (or be null)
+    ENDED = "ended"  # terminal: another name that ends a task (``cancelled``, ``expired`` ...)
     UNKNOWN = "unknown"  # a status this batchgen does not know (the raw text is kept)
 
     @classmethod
     def parse(cls, text: object) -> RemoteStatus:
+        """The status of a status text. Names that say the task ended without a result read
+        as ``ENDED`` (the job fails with that name as its code); any other unknown name reads
+        as ``UNKNOWN`` and is polled like ``processing``, under the stuck rule."""
+        if not isinstance(text, str):
+            return cls.UNKNOWN
+        name = text.strip().lower()
+        if name in ENDING_STATUS_NAMES:
+            return cls.ENDED
         try:
-            return cls(text) if isinstance(text, str) else cls.UNKNOWN
+            return cls(name) if name not in (cls.ENDED.value, cls.UNKNOWN.value) else cls.UNKNOWN
         except ValueError:
             return cls.UNKNOWN
+
+
+# Status names a service may use for a task that ended without a result (the contract's
+# reading: "names that end a task"). Any other unknown name is taken as still running.
+ENDING_STATUS_NAMES = frozenset(
+    {
+        "cancelled",
+        "canceled",
+        "expired",
+        "error",
+        "errored",
+        "timeout",
+        "timed_out",
+        "aborted",
+        "rejected",
+        "terminated",
+        "killed",
+        "deleted",
+        "stopped",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -271,7 +301,7 @@ class RemoteTask:
 
     @property
     def is_terminal(self) -> bool:
-        return self.status in (RemoteStatus.SUCCEEDED, RemoteStatus.FAILED)
+        return self.status in (RemoteStatus.SUCCEEDED, RemoteStatus.FAILED, RemoteStatus.ENDED)
 
 
 @dataclass(frozen=True)

@@ -171,7 +171,7 @@ class PollTrack:
             return replace(track, queued_s=elapsed_s)
         if task.is_terminal:
             return replace(track, finished_s=changed)
-        if task.status is RemoteStatus.PROCESSING:
+        if task.status in (RemoteStatus.PROCESSING, RemoteStatus.UNKNOWN):  # unknown: running
             if self.processing_seen_s is not None:  # the first sighting's start holds
                 return track
             return replace(track, processing_seen_s=elapsed_s, started_s=changed)

@@ -36,6 +36,7 @@ import anyio
 
 from batchgen.client import RivyaClient
 from batchgen.config import RunConfig
+from batchgen.contract import BASE_CREDITS
 from batchgen.downloads import Downloader
 from batchgen.errors import (
     IdempotencyConflictError,
@@ -86,6 +87,9 @@ IN_FLIGHT_ORDER = {
 }
 
 
+# Create refusals that say what is wrong with the request itself (never a credit shortage).
+CLEAR_REFUSALS = frozenset({"validation_failed", "idempotency_conflict", "not_found", "bad_answer"})
+
 # A superseded version is followed where a task exists or may exist (paid, or maybe paid: a
 # ``submitting`` one is resent with its stored key and body, which the service replays); nothing
 # new is ever sent for it (``_submit`` returns at once).
@@ -132,6 +136,9 @@ class Runner:
         self._inherited: set[str] = set()  # job keys in flight when the run started
         self._fresh_urls: set[str] = set()  # job keys whose stored result URLs may be stale
         self._scope: anyio.CancelScope | None = None
+        self._largest_reservation = 0  # credits: the largest a task of this run reserved
+        self._unknown_statuses: set[str] = set()  # status names already reported
+        self._reuploaded: set[str] = set()  # job keys given fresh uploads in this run
 
     # -- the run -------------------------------------------------------------------------------
 
@@ -284,7 +291,10 @@ class Runner:
         except IdempotencyConflictError as exc:
             self._key_conflict(self.store.job(row.job_key), spec, exc)
         except JobApiError as exc:
-            self._fail(row.job_key, spec, exc.code, exc.message, exc.request_id)
+            if await self._refused_for_credits(row.job_key, exc):
+                self._credits_out(self.store.job(row.job_key), spec, exc.message)
+            else:
+                self._fail(row.job_key, spec, exc.code, exc.message, exc.request_id)
         except RunWideApiError:
             raise
         except (RetryExhaustedError, TransportError) as exc:
@@ -311,7 +321,8 @@ class Runner:
         body = await self.uploads.body_for(spec)
         if self._held(row, spec):  # a gate may have closed while the references uploaded
             return None
-        return await self._create(self._changed(row, self.store.begin_submit(row.job_key, body)))
+        row = self._changed(row, self.store.begin_submit(row.job_key, body))
+        return await self._send(row, spec, resend=False)
 
     async def _resend(self, row: JobRow, spec: JobSpec) -> JobRow | None:
         """submitting -> running: resend the stored body with the stored key, so the service
@@ -327,13 +338,26 @@ class Runner:
             if age is not None:
                 self._needs_decision(row, spec, age)
                 return None
+        return await self._send(row, spec, resend=True)
+
+    async def _send(self, row: JobRow, spec: JobSpec, *, resend: bool) -> JobRow:
+        """The create request of a ``submitting`` row. Refused as ``validation_failed`` because
+        of its references (their uploads expired or are unknown to the service: the message
+        names one, or it is a resend of a stored body, whose uploads may have aged since), no
+        task exists for the key: the job gets one new attempt (one transaction: the new key,
+        the uploads forgotten, why in ``events``) and is submitted again with fresh uploads.
+        A second refusal in the same run fails the job."""
         try:
             return await self._create(row)
         except ValidationFailedError as exc:
-            body = row.request_body or {}
-            if not body.get("params", {}).get("referenceMediaItems"):
+            items = (row.request_body or {}).get("params", {}).get("referenceMediaItems") or []
+            named = "referenceMediaItems" in exc.message or any(
+                _names_upload(exc.message, item) for item in items
+            )
+            if not items or not (named or resend) or row.job_key in self._reuploaded:
                 raise
-            why = f"stored request refused ({exc.message}); new attempt with fresh uploads"
+            self._reuploaded.add(row.job_key)
+            why = f"request refused for its references ({exc.message}); new attempt, fresh uploads"
             new = self.store.new_attempt(
                 row.job_key, why=why, forget_uploads=[r.identity for r in spec.references]
             )
@@ -348,6 +372,7 @@ class Runner:
             row.request_body, idempotency_key=row.idempotency_key
         )
         new = self._changed(row, self.store.record_task(row.job_key, task))  # durable at once
+        self._largest_reservation = max(self._largest_reservation, task.reserved_credits or 0)
         if task.replayed:
             self.outcome.replayed += 1
         else:
@@ -379,10 +404,12 @@ class Runner:
             task = await self.client.get_generation(row.task_id)
             schedule.seen(task, time.time())
             if task.is_terminal:
-                return self._settle(row, spec, task, schedule)
+                return await self._settle(row, spec, task, schedule)
+            if task.status is RemoteStatus.UNKNOWN:
+                self._unknown_status(spec, task)
             row = self._changed(row, self.store.record_poll(row.job_key, task))
 
-    def _settle(
+    async def _settle(
         self, row: JobRow, spec: JobSpec, task: RemoteTask, schedule: TaskSchedule
     ) -> JobRow | None:
         """Record a terminal task: downloading (succeeded), blocked or failed."""
@@ -395,12 +422,72 @@ class Runner:
         if task.error_code == "insufficient_credits":
             self._credits_out(row, spec, task.error_message or "insufficient credits", task)
             return None
+        if task.status is RemoteStatus.ENDED:  # "cancelled", "expired", ...: its name says why
+            name = task.raw_status or "ended"
+            message = task.error_message or f"the service ended the task as {name!r}, no result"
+            self._changed(
+                row, self.store.record_failed(row.job_key, code=name, message=message, task=task)
+            )
+            return None
+        if await self._wallet_short(task):
+            why = (
+                f"the task failed ({task.error_code or 'no error code'}) without a charge, and "
+                f"the wallet holds less than a task's price: out of credits"
+            )
+            self._credits_out(row, spec, why, task)
+            return None
         message = task.error_message or "the generation failed (the service gave no reason)"
         new = self.store.record_failed(
             row.job_key, code=task.error_code or "generation_failed", message=message, task=task
         )
         self._changed(row, new)
         return None
+
+    async def _wallet_short(self, task: RemoteTask | None) -> bool:
+        """Could this failure be the wallet running dry in disguise? The documentation says a
+        task started without enough credits "is marked failed" and names no code: a failure
+        that reserved nothing, or says only ``generation_failed`` (or nothing), is checked
+        against ``GET /api/v1/credits``. Short of one task's price means out of credits."""
+        if task is not None:
+            uncharged = not task.reserved_credits
+            vague = task.error_code in (None, "generation_failed")
+            if not (uncharged or vague):
+                return False
+        if self.credits.is_closed:
+            return True  # already known: the wallet ran out during this run
+        try:
+            wallet = await self.client.get_credits()
+        except (JobApiError, RunWideApiError, RetryExhaustedError, TransportError) as exc:
+            log.warning(
+                "could not read the wallet to tell a failure from a credit shortage: %s", exc
+            )
+            return False
+        return wallet < self._price
+
+    async def _refused_for_credits(self, key: str, exc: JobApiError) -> bool:
+        """A create refused with a code that does not say what is wrong with the request may
+        be a credit shortage under another name: the wallet is read before the job fails."""
+        if exc.code in CLEAR_REFUSALS or self.store.job(key).status is not JobStatus.SUBMITTING:
+            return False
+        return await self._wallet_short(None)
+
+    @property
+    def _price(self) -> int:
+        """A task's price: the largest reservation seen in this run, else the model's base."""
+        return self._largest_reservation or BASE_CREDITS
+
+    def _unknown_status(self, spec: JobSpec, task: RemoteTask) -> None:
+        """A status name batchgen does not know, which does not end the task: polled like
+        ``processing`` (under the stuck rule), and named once per run in the log."""
+        name = task.raw_status or "?"
+        if name not in self._unknown_statuses:
+            self._unknown_statuses.add(name)
+            log.warning(
+                "%s: the service reports the status %r, which batchgen does not know; it is "
+                "followed like 'processing' (and reported stuck if it outlasts that)",
+                spec.id,
+                name,
+            )
 
     async def _fetch(self, row: JobRow, spec: JobSpec) -> JobRow | None:
         """downloading -> succeeded: every result file on disk. A file lost since an earlier
@@ -570,6 +657,15 @@ def _from_another_local_server(url: str, base_url: str) -> bool:
         here.scheme,
         here.netloc,
     )
+
+
+def _names_upload(message: str, item: object) -> bool:
+    """Does a refusal's message name this reference item (its URL, or the file id in it)?"""
+    url = item.get("url") if isinstance(item, dict) else None
+    if not isinstance(url, str) or not url:
+        return False
+    parts = [p for p in urlsplit(url).path.split("/") if p]
+    return url in message or any(p in message for p in parts if p.startswith("file"))
 
 
 def _spec_of(row: JobRow) -> JobSpec:

@@ -43,6 +43,7 @@ from batchgen.models import (
     job_key,
     parse_timestamp,
 )
+from batchgen.redact import redact
 from batchgen.rows import AttemptRow, JobRow, RecordedOutputs, StoredEvent, UploadRow
 
 __all__ = [
@@ -623,18 +624,21 @@ class StateStore:
             "final_credits, error_code, error_message, task_created_at, task_finished_at, "
             "ended_at, why) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
-                row.job_key,
-                row.attempt,
-                row.task_id,
-                row.remote_status,
-                row.reserved_credits,
-                row.final_credits,
-                row.error_code,
-                row.error_message,
-                row.task_created_at,
-                row.task_finished_at,
-                _now(),
-                why[:2000],
+                _encode(value)
+                for value in (
+                    row.job_key,
+                    row.attempt,
+                    row.task_id,
+                    row.remote_status,
+                    row.reserved_credits,
+                    row.final_credits,
+                    row.error_code,
+                    row.error_message,
+                    row.task_created_at,
+                    row.task_finished_at,
+                    _now(),
+                    why[:2000],
+                )
             ],
         )
 
@@ -740,13 +744,13 @@ class StateStore:
             self.db.execute(
                 "INSERT INTO events (at, job_key, kind, detail) VALUES (?, (SELECT job_key FROM "
                 "jobs WHERE job_id = ? AND in_manifest = 1 LIMIT 1), ?, ?)",
-                [_now(), job_id, kind, detail[:2000]],
+                [_now(), job_id, kind, redact(detail)[:2000]],
             )
 
     def _insert_event(self, key: str | None, kind: str, detail: str) -> None:
         self.db.execute(
             "INSERT INTO events (at, job_key, kind, detail) VALUES (?, ?, ?, ?)",
-            [_now(), key, kind, detail[:2000]],
+            [_now(), key, kind, redact(detail)[:2000]],
         )
 
     def recent_events(self, limit: int = 5) -> tuple[StoredEvent, ...]:
@@ -776,12 +780,18 @@ def _remote_status(task: RemoteTask) -> str:
 
 def _started_at(task: RemoteTask) -> str | None:
     """When processing began, if this answer tells (a processing task's last change)."""
-    return task.updated_at if task.status is RemoteStatus.PROCESSING else None
+    running = (RemoteStatus.PROCESSING, RemoteStatus.UNKNOWN)  # an unknown name: still running
+    return task.updated_at if task.status in running else None
 
 
 def _encode(value: Any) -> Any:
+    """A column value as stored: lists and dicts as JSON; every text passed through
+    ``redact`` (a server may echo the API key in a message, a status or a URL: it is never
+    written here)."""
     if isinstance(value, list | tuple | dict):
-        return json.dumps(value)
+        return redact(json.dumps(value))
+    if isinstance(value, str):
+        return redact(value)
     return value
 
 
