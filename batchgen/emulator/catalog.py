@@ -10,6 +10,8 @@ import copy
 from typing import Any
 
 MAX_IMAGE_BYTES = 10 * 1024 * 1024
+# "10 MB" read the decimal way (the ``size_limit`` switch): a reading the real service may take
+MAX_IMAGE_BYTES_DECIMAL = 10_000_000
 IMAGE_MIME_TYPES = ("image/jpeg", "image/png", "image/webp")
 
 KLING_3_0: dict[str, Any] = {
@@ -53,12 +55,26 @@ KLING_3_0: dict[str, Any] = {
 MODELS: dict[str, dict[str, Any]] = {"kling-3-0": KLING_3_0}
 
 
-def models_listing(prices: dict[str, int]) -> dict[str, Any]:
-    """The body of ``GET /api/v1/models`` (``base_credits`` follows the configured price)."""
+def image_limit(size_limit: str) -> int:
+    """The most bytes a reference image may have under the ``size_limit`` switch."""
+    return MAX_IMAGE_BYTES_DECIMAL if size_limit == "decimal" else MAX_IMAGE_BYTES
+
+
+def models_listing(
+    prices: dict[str, int], max_image_bytes: int = MAX_IMAGE_BYTES
+) -> dict[str, Any]:
+    """The body of ``GET /api/v1/models``.
+
+    ``base_credits`` follows the configured price and the image ``max_bytes`` the limit the
+    emulator enforces (the ``size_limit`` switch), so the listing never contradicts an upload.
+    """
     data = []
     for model_id, entry in MODELS.items():
         item = copy.deepcopy(entry)
         item["base_credits"] = prices.get(model_id, entry["base_credits"])
+        image = item["reference_media"]["kinds"].get("image")
+        if image is not None:
+            image["max_bytes"] = max_image_bytes
         data.append(item)
     return {"object": "list", "data": data}
 

@@ -13,11 +13,17 @@ import sys
 from typing import Any
 
 from .config import (
+    ALL_READINGS,
     CREATE_STATUS_MODES,
+    END_STATUS_NAMES,
     FILE_ID_FIELDS,
+    FILES_ANSWERS,
     INSUFFICIENT_CREDITS_MODES,
+    PROMPT_COUNTS,
     REPLAY_IN_FLIGHT_MODES,
+    RESULT_ORIGINS,
     RETRY_AFTER_MODES,
+    SIZE_LIMITS,
     ApiKey,
     EmulatorConfig,
 )
@@ -32,6 +38,7 @@ SWITCH_HELP: dict[str, str] = {
     "keys": "an accepted key, KEY[,scopes=A+B][,status=active|revoked|expired][,account=NAME]; "
     "scopes default to all (*); repeat for more keys (the first is the one printed)",
     "public_api_disabled": "answer every /api/v1 call with 503 public_api_disabled",
+    "public_api_disabled_retry_after_s": "the Retry-After (whole seconds) of those 503 answers",
     "rate_limit_per_s": "requests per second allowed per key (sliding window, all endpoints)",
     "rate_limit_window_s": "length of the rate-limit window in seconds",
     "retry_after_mode": "how a 429 says when to retry: seconds, none (no header) or http-date",
@@ -39,14 +46,29 @@ SWITCH_HELP: dict[str, str] = {
     "rate_limit_burst_s": "how long such a 429 burst lasts (longer than one window)",
     "starting_credits": "credits each account starts with",
     "prices": "price of a model per task, MODEL=CREDITS (repeatable; kling-3-0=90 by default)",
-    "insufficient_credits_mode": "when the wallet is short: 402 at submit, or 'task' (created, "
-    "then fails with insufficient_credits)",
+    "insufficient_credits_mode": "when the wallet is short: 402 at submit, 'task' (created, "
+    "then fails with insufficient_credits), or 'generic' (created with reserved_credits 0, then "
+    "fails with generation_failed or error: null, alternating; nothing charged)",
     "max_processing_per_account": "tasks processed at once per account; the rest queue",
     "failure_rate": "share of tasks that end failed with generation_failed",
     "failure_null_error_share": "share of those failed tasks reported with error: null",
     "result_url_ttl_s": "seconds a result URL works before answering 410 (real seconds)",
+    "result_origin": "where result URLs point: api (the API's origin), or other (a second "
+    "listener, like a CDN, that needs no key and records whether one was sent)",
+    "end_status_rate": "share of would-be successes that end with --end-status-name instead "
+    "(refunded)",
+    "end_status_name": "the terminal status those tasks end with (not in the documentation)",
+    "interim_status_name": "a status name shown instead of 'processing' while a task runs, "
+    "e.g. paused_for_review (default: none)",
     "file_ttl_s": "seconds an uploaded file stays usable (real seconds)",
     "file_id_field": "name of the id field in file objects: id, or the file_id variant",
+    "files_answer": "file objects in full, or minimal (only url and duration_token)",
+    "size_limit": "what '10 MB' means for images: binary (10,485,760 bytes) or decimal "
+    "(10,000,000)",
+    "prompt_count": "what the 2000-character prompt limit counts: codepoints, or utf16 code "
+    "units (as a JavaScript backend would)",
+    "extra_fields": "add unknown fields to every JSON object the API answers with (tasks, "
+    "files, models, credits, errors), as the compatibility policy allows",
     "idempotency_ttl_s": "seconds an Idempotency-Key is remembered",
     "replay_in_flight": "a replay that arrives while the first request with its key is still "
     "processed: wait for it (the contract), or answer 409 idempotency_conflict (a reading "
@@ -70,7 +92,17 @@ CHOICES = {
     "create_status": CREATE_STATUS_MODES,
     "file_id_field": FILE_ID_FIELDS,
     "replay_in_flight": REPLAY_IN_FLIGHT_MODES,
+    "files_answer": FILES_ANSWERS,
+    "result_origin": RESULT_ORIGINS,
+    "prompt_count": PROMPT_COUNTS,
+    "size_limit": SIZE_LIMITS,
+    "end_status_name": END_STATUS_NAMES,
 }
+ALL_READINGS_HELP = (
+    "turn on every reading the real service may take where its documentation is silent, at "
+    "once (flags given beside it win): "
+    + ", ".join(f"--{name.replace('_', '-')} {value}" for name, value in ALL_READINGS.items())
+)
 FLAG_NAMES = {"keys": "--key", "prices": "--price", "admin_enabled": "--admin"}
 METAVARS = {
     "keys": "SPEC",
@@ -78,6 +110,7 @@ METAVARS = {
     "state_file": "PATH",
     "rate_limit_per_s": "N",
     "time_scale": "FACTOR",
+    "interim_status_name": "NAME",
 }
 
 
@@ -107,6 +140,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = EmulatorConfig()
     for field in dataclasses.fields(EmulatorConfig):
         _add_switch(parser, field.name, getattr(defaults, field.name))
+    parser.add_argument(
+        "--all-readings", dest="all_readings", action="store_true", help=ALL_READINGS_HELP
+    )
 
 
 def _add_switch(parser: argparse.ArgumentParser, name: str, default: Any) -> None:
@@ -152,6 +188,8 @@ def config_from_args(ns: argparse.Namespace) -> EmulatorConfig:
         if field.name == "prices":
             value = dict(_price(spec) for spec in value)
         changes[field.name] = value
+    if getattr(ns, "all_readings", False):
+        return EmulatorConfig.with_all_readings(**changes)
     return EmulatorConfig().replace(**changes)
 
 
@@ -192,6 +230,8 @@ async def _serve(cfg: EmulatorConfig, host: str, port: int) -> None:
 def _announce(base_url: str, key: str, admin: bool, host: str, cfg: EmulatorConfig) -> None:
     print(f"Rivya API emulator (kling-3-0) listening on {base_url}")
     print(f"  time scale {cfg.time_scale}, seed {cfg.seed}, {cfg.rate_limit_per_s:g} req/s per key")
+    if cfg.all_readings:
+        print("  every reading of the contract's silent spots is on (--all-readings)")
     if admin:
         print(f"  ledger: {base_url}/_emulator/ledger")
     elif not is_loopback(host):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,10 +31,35 @@ DEFAULT_API_KEY = "rvya_sk_emulator_0000000000000000"
 DEFAULT_ACCOUNT = "acct_emulator"
 
 RETRY_AFTER_MODES = ("seconds", "none", "http-date")
-INSUFFICIENT_CREDITS_MODES = ("402", "task")
+INSUFFICIENT_CREDITS_MODES = ("402", "task", "generic")
 CREATE_STATUS_MODES = ("201", "200", "202", "mixed")
 FILE_ID_FIELDS = ("id", "file_id")
 REPLAY_IN_FLIGHT_MODES = ("wait", "409")
+FILES_ANSWERS = ("full", "minimal")
+RESULT_ORIGINS = ("api", "other")
+PROMPT_COUNTS = ("codepoints", "utf16")
+SIZE_LIMITS = ("binary", "decimal")
+END_STATUS_NAMES = ("cancelled", "expired", "canceled", "error", "timeout")
+DOCUMENTED_STATUSES = ("queued", "processing", "succeeded", "failed")
+_STATUS_NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
+
+# The readings of the contract's table "Readings the real service may take where the
+# documentation is silent", each at its non-default value: what ``all_readings`` turns on.
+# Shares (failure_rate, end_status_rate) and faults stay as given: they are not readings but
+# weather, and an all-readings run should still be able to succeed.
+ALL_READINGS: dict[str, Any] = {
+    "insufficient_credits_mode": "generic",
+    "replay_in_flight": "409",
+    "files_answer": "minimal",
+    "file_id_field": "file_id",  # shows only when files_answer is put back to full
+    "extra_fields": True,
+    "result_origin": "other",
+    "prompt_count": "utf16",
+    "size_limit": "decimal",
+    "create_status": "mixed",
+    "retry_after_mode": "http-date",
+    "interim_status_name": "paused_for_review",
+}
 
 
 @dataclass(frozen=True)
@@ -85,6 +111,7 @@ class EmulatorConfig:
     # --- keys and accounts
     keys: tuple[ApiKey, ...] = (ApiKey(DEFAULT_API_KEY),)
     public_api_disabled: bool = False  # every /api/v1 call answers 503 public_api_disabled
+    public_api_disabled_retry_after_s: int = 5  # its Retry-After, in whole seconds
     # --- rate limiting (per key, sliding window, all /api/v1 endpoints)
     rate_limit_per_s: float = 10.0
     rate_limit_window_s: float = 1.0
@@ -94,15 +121,26 @@ class EmulatorConfig:
     # --- wallet and prices
     starting_credits: int = 1_000_000  # per account
     prices: Mapping[str, int] = field(default_factory=lambda: {"kling-3-0": 90})
-    insufficient_credits_mode: str = "402"  # 402 at submit | "task": created, then fails
+    # 402 at submit | task: created, then fails insufficient_credits | generic: created with
+    # reserved_credits 0, then fails generation_failed or error: null (alternating)
+    insufficient_credits_mode: str = "402"
     # --- lifecycle
     max_processing_per_account: int = 10  # tasks beyond this wait in the queue
     failure_rate: float = 0.0  # share of tasks that end failed with generation_failed
     failure_null_error_share: float = 0.25  # share of those failures reported with error: null
     result_url_ttl_s: float = 3600.0  # result URLs answer 410 after this (real seconds)
+    result_origin: str = "api"  # api | other: result URLs on a second origin (a "CDN")
+    end_status_rate: float = 0.0  # share of would-be successes ending with end_status_name
+    end_status_name: str = "cancelled"  # a terminal status the documentation does not list
+    interim_status_name: str = ""  # when set, shown instead of "processing"
     # --- files
     file_ttl_s: float = 86400.0  # uploaded files expire after this (real seconds)
     file_id_field: str = "id"  # id | file_id: name of the id field in file objects
+    files_answer: str = "full"  # full | minimal: file objects carry only url, duration_token
+    size_limit: str = "binary"  # binary (10 MB = 10,485,760) | decimal (10,000,000)
+    # --- request and response readings
+    prompt_count: str = "codepoints"  # codepoints | utf16: units of the 2000 prompt limit
+    extra_fields: bool = False  # API objects carry unknown fields (the compatibility policy)
     # --- idempotency
     idempotency_ttl_s: float = 86400.0
     replay_in_flight: str = "wait"  # wait | 409: a replay while the first request is in flight
@@ -131,8 +169,30 @@ class EmulatorConfig:
         """The key handed to users of the emulator: the first configured key."""
         return self.keys[0].key
 
+    @classmethod
+    def with_all_readings(cls, **overrides: Any) -> EmulatorConfig:
+        """Every non-default reading of the contract on at once, then ``overrides`` on top.
+
+        ``EmulatorConfig.with_all_readings(time_scale=0.01, seed=7)``; see ``ALL_READINGS``.
+        """
+        return cls().replace(all_readings=True, **overrides)
+
+    @property
+    def all_readings(self) -> bool:
+        """Whether every reading of ``ALL_READINGS`` is on."""
+        return all(getattr(self, name) == value for name, value in ALL_READINGS.items())
+
     def replace(self, **changes: Any) -> EmulatorConfig:
-        """A copy with ``changes`` applied (values coerced like ``from_dict``)."""
+        """A copy with ``changes`` applied (values coerced like ``from_dict``).
+
+        ``all_readings=True`` first sets every reading of ``ALL_READINGS`` (``False`` puts them
+        back to the contract's defaults); the other ``changes`` then apply on top.
+        """
+        changes = dict(changes)
+        if "all_readings" in changes:
+            on = _coerce_bool("all_readings", changes.pop("all_readings"))
+            base = ALL_READINGS if on else {n: _DEFAULTS[n] for n in ALL_READINGS}
+            changes = {**base, **changes}
         return dataclasses.replace(self, **_coerce_all(changes))
 
     def to_dict(self) -> dict[str, Any]:
@@ -140,6 +200,7 @@ class EmulatorConfig:
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         out["keys"] = [dataclasses.asdict(k) | {"scopes": list(k.scopes)} for k in self.keys]
         out["prices"] = dict(self.prices)
+        out["all_readings"] = self.all_readings
         return out
 
 
@@ -150,12 +211,26 @@ def _check_choices(cfg: EmulatorConfig) -> None:
         "create_status": CREATE_STATUS_MODES,
         "file_id_field": FILE_ID_FIELDS,
         "replay_in_flight": REPLAY_IN_FLIGHT_MODES,
+        "files_answer": FILES_ANSWERS,
+        "result_origin": RESULT_ORIGINS,
+        "prompt_count": PROMPT_COUNTS,
+        "size_limit": SIZE_LIMITS,
+        "end_status_name": END_STATUS_NAMES,
     }
     for name, allowed in choices.items():
         if getattr(cfg, name) not in allowed:
             raise ValueError(f"{name} must be one of {allowed}, got {getattr(cfg, name)!r}")
     if not cfg.keys:
         raise ValueError("configure at least one API key")
+    interim = cfg.interim_status_name
+    if interim and (
+        not _STATUS_NAME.fullmatch(interim) or interim in DOCUMENTED_STATUSES + END_STATUS_NAMES
+    ):
+        raise ValueError(
+            "interim_status_name must be empty or a new lower-case status name such as "
+            f"paused_for_review (not one of {DOCUMENTED_STATUSES + END_STATUS_NAMES}), "
+            f"got {interim!r}"
+        )
 
 
 _SHARES = (
@@ -168,8 +243,10 @@ _SHARES = (
     "drop_rate",
     "drop_after_create_share",
     "slow_rate",
+    "end_status_rate",
 )
 _NON_NEGATIVE = (
+    "public_api_disabled_retry_after_s",
     "time_scale",
     "rate_limit_burst_s",
     "starting_credits",
@@ -199,12 +276,16 @@ def _check_ranges(cfg: EmulatorConfig) -> None:
 
 
 FIELD_TYPES: dict[str, Any] = {f.name: f.type for f in dataclasses.fields(EmulatorConfig)}
+_DEFAULTS: dict[str, Any] = {
+    f.name: f.default for f in dataclasses.fields(EmulatorConfig) if f.name in ALL_READINGS
+}
 
 
 def _coerce_all(changes: Mapping[str, Any]) -> dict[str, Any]:
     unknown = sorted(set(changes) - set(FIELD_TYPES))
     if unknown:
-        raise ValueError(f"unknown switches {unknown}; known switches are {sorted(FIELD_TYPES)}")
+        known = sorted([*FIELD_TYPES, "all_readings"])
+        raise ValueError(f"unknown switches {unknown}; known switches are {known}")
     return {name: coerce(name, value) for name, value in changes.items()}
 
 

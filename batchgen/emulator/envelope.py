@@ -14,6 +14,8 @@ from typing import Any
 
 from aiohttp import web
 
+from . import extras
+
 _PREFIX = os.urandom(3).hex()
 _COUNTER = itertools.count(1)
 
@@ -48,9 +50,16 @@ def json_response(
     return web.Response(body=body, status=status, headers=headers, content_type="application/json")
 
 
-def error_response(err: ApiError, request_id: str) -> web.Response:
-    """The envelope for ``err``, with its extra headers and the request id."""
-    payload = {"error": {"code": err.code, "message": err.message, "requestId": request_id}}
+def error_response(err: ApiError, request_id: str, extra_fields: bool = False) -> web.Response:
+    """The envelope for ``err``, with its extra headers and the request id.
+
+    ``extra_fields``: add unknown fields to the envelope and its error (the switch).
+    """
+    payload: dict[str, Any] = {
+        "error": {"code": err.code, "message": err.message, "requestId": request_id}
+    }
+    if extra_fields:
+        payload = extras.envelope(payload)
     headers = {**err.headers, "X-Request-Id": request_id}
     return json_response(payload, status=err.status, headers=headers)
 

@@ -59,9 +59,15 @@ class FileRecord:
         """The path under which the bytes are served."""
         return f"{URL_PREFIX}{self.id}/{quote(self.name, safe='')}"
 
-    def view(self, origin: str, id_field: str) -> dict[str, Any]:
-        """The public file object (``id_field`` is ``id`` or the ``file_id`` variant)."""
+    def view(self, origin: str, id_field: str, minimal: bool = False) -> dict[str, Any]:
+        """The public file object (``id_field`` is ``id`` or the ``file_id`` variant).
+
+        ``minimal``: only ``url`` and ``duration_token``, the two fields the documentation
+        names (the ``files_answer`` switch); the file still works when referenced by URL.
+        """
         token = f"dur_{self.sha256[:16]}" if self.kind != "image" else None
+        if minimal:
+            return {"url": origin + self.path, "duration_token": token}
         return {
             id_field: self.id,
             "object": "file",
@@ -78,9 +84,16 @@ class FileRecord:
 
 
 def check_upload(
-    data: bytes, kind: str, model: str | None, client_request_id: str | None
+    data: bytes,
+    kind: str,
+    model: str | None,
+    client_request_id: str | None,
+    image_limit: int = MAX_IMAGE_BYTES,
 ) -> tuple[str, str]:
-    """Validate an upload; return its detected ``(kind, mime_type)``."""
+    """Validate an upload; return its detected ``(kind, mime_type)``.
+
+    ``image_limit`` is the most bytes an image may have (the ``size_limit`` switch).
+    """
     if kind not in KINDS:
         raise validation_failed(f"kind must be one of {list(KINDS)}, got {kind!r}")
     if client_request_id is not None and len(client_request_id) > 128:
@@ -100,6 +113,8 @@ def check_upload(
     limit = MAX_BYTES[kind]
     if model is not None:
         limit = _check_model_rules(model, detected)
+    if kind == "image":
+        limit = min(limit, image_limit)
     if len(data) > limit:
         raise validation_failed(f"the file is {len(data)} bytes; the limit is {limit} bytes")
     return detected

@@ -8,9 +8,9 @@ from typing import Any
 from .catalog import MODELS
 from .config import ApiKey
 from .envelope import ApiError
-from .results import result_path
+from .results import issued_at, result_path
 from .state import EmulatorState
-from .tasks import Task, funded_task, task_view, unfunded_task
+from .tasks import FAILURE_MESSAGE, Task, funded_task, task_view, unfunded_task
 from .timemodel import plan_task, task_rng
 from .validation import validate_generation
 
@@ -18,8 +18,12 @@ from .validation import validate_generation
 def create_task(state: EmulatorState, key: ApiKey, body: Any, idem_key: str | None) -> Task:
     """Validate ``body``, charge the wallet and record a new task (or raise an ApiError)."""
     now = state.clock.now()
-    params = validate_generation(body, lambda url: state.files.resolve(key.account, url, now))
     cfg = state.config
+    params = validate_generation(
+        body,
+        lambda url: state.files.resolve(key.account, url, now),
+        count_utf16=cfg.prompt_count == "utf16",
+    )
     model = body["model"]
     price = cfg.prices.get(model, MODELS[model]["base_credits"])
     state.tasks.settle(now, state.wallet)
@@ -33,7 +37,15 @@ def create_task(state: EmulatorState, key: ApiKey, body: Any, idem_key: str | No
         )
     index, task_id = state.tasks.next_id()
     rng = task_rng(cfg.seed, key.account, idem_key if idem_key is not None else f"#{index}")
-    plan = plan_task(rng, params, cfg.time_scale, cfg.failure_rate, cfg.failure_null_error_share)
+    plan = plan_task(
+        rng,
+        params,
+        cfg.time_scale,
+        cfg.failure_rate,
+        cfg.failure_null_error_share,
+        cfg.end_status_rate,
+    )
+    short = balance < price
     common: dict[str, Any] = {
         "id": task_id,
         "account": key.account,
@@ -42,18 +54,33 @@ def create_task(state: EmulatorState, key: ApiKey, body: Any, idem_key: str | No
         "body": body,
         "params": params,
         "idempotency_key": idem_key,
-        "reserved_credits": price,
+        "reserved_credits": 0 if short and cfg.insufficient_credits_mode == "generic" else price,
         "created_at": now,
     }
-    if balance < price:  # the "task" variant: created unfunded, fails after its queue wait
-        message = f"the wallet held {balance} credits; this task needed {price}"
-        task = unfunded_task(common, now + plan.queue_s, message)
+    if short:  # the "task" and "generic" readings: created unfunded, fails after its queue wait
+        code, message = _short_failure(cfg.insufficient_credits_mode, cfg.seed, index)
+        message = message or f"the wallet held {balance} credits; this task needed {price}"
+        task = unfunded_task(common, now + plan.queue_s, code, message)
     else:
         cap = cfg.max_processing_per_account
         start = state.tasks.schedule(key.account, now + plan.queue_s, plan.run_s, cap)
-        task = funded_task(common, plan, start)
+        task = funded_task(common, plan, start, cfg.end_status_name)
     state.add_task(task)
     return task
+
+
+def _short_failure(mode: str, seed: int, index: int) -> tuple[str | None, str]:
+    """How a task created without enough credits fails: its error code and message.
+
+    ``task``: ``insufficient_credits`` (the message, left empty here, names the amounts).
+    ``generic``: nothing says it was credits; ``generation_failed`` and ``error: null``
+    alternate from one task to the next, starting with the one the seed picks.
+    """
+    if mode == "task":
+        return "insufficient_credits", ""
+    if (seed + index) % 2 == 0:
+        return "generation_failed", FAILURE_MESSAGE
+    return None, FAILURE_MESSAGE
 
 
 def find_task(state: EmulatorState, key: ApiKey, task_id: str) -> Task:
@@ -65,15 +92,21 @@ def find_task(state: EmulatorState, key: ApiKey, task_id: str) -> Task:
 
 
 def show_task(state: EmulatorState, task: Task, origin: str) -> dict[str, Any]:
-    """The task object now, settling a refund and issuing fresh result URLs as needed."""
+    """The task object now, settling a refund and issuing fresh result URLs as needed.
+
+    Result URLs are on ``origin`` (the API's), or on the second origin when ``result_origin``
+    is ``other`` and the server runs one.
+    """
     now = state.clock.now()
     status = task.status(now)
     urls = None
     if status == "succeeded":
+        if state.config.result_origin == "other" and state.result_origin is not None:
+            origin = state.result_origin
         urls = [origin + _current_result_path(state, task, now)]
-    elif status == "failed":
+    else:
         state.tasks.refund_if_failed(task, now, state.wallet)
-    return task_view(task, now, urls)
+    return task_view(task, now, urls, state.config.interim_status_name)
 
 
 def _current_result_path(state: EmulatorState, task: Task, now: float) -> str:
@@ -83,6 +116,18 @@ def _current_result_path(state: EmulatorState, task: Task, now: float) -> str:
         task.result_path = result_path(state.config.seed, task.id, issued)
     assert task.result_path is not None
     return task.result_path
+
+
+def result_answer(state: EmulatorState, task_id: str, token: str) -> str:
+    """Whether a result URL serves its video: ``ok``, ``missing`` or ``expired``."""
+    task = state.tasks.tasks.get(task_id)
+    issued = issued_at(state.config.seed, task_id, token)
+    now = state.clock.now()
+    if task is None or issued is None or task.status(now) != "succeeded":
+        return "missing"
+    if now - issued >= state.config.result_url_ttl_s:
+        return "expired"
+    return "ok"
 
 
 def create_status(mode: str, task_id: str) -> int:

@@ -1,13 +1,16 @@
 """The read-only ledger tests use to prove what happened (``GET /_emulator/ledger``).
 
 Shape: ``{"tasks": [...], "charges": [...], "topups": [...], "files": [...], "requests": [...],
-"faults": [...], "wallet": {"current_credits": int, "accounts": {...}}}``. Request counts are
-kept per process: a restart starts them again from zero.
+"faults": [...], "result_requests": [...], "wallet": {"current_credits": int, "accounts":
+{...}}}``. Request counts and result requests are kept per process: a restart starts them again
+from zero.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .clock import iso
@@ -18,12 +21,32 @@ if TYPE_CHECKING:
 DROPPED = 0  # the status recorded for a connection dropped without an answer
 
 
+@dataclass(frozen=True)
+class ResultRequest:
+    """One request for a result file, on the API origin or the second origin."""
+
+    origin: str  # api | other
+    method: str
+    path: str
+    status: int
+    authorization: bool  # whether it carried an Authorization header (the key must not)
+    at: float
+
+
 class RequestCounter:
-    """Counts of requests by (method, endpoint template, status) and of injected faults."""
+    """Counts of requests by (method, endpoint template, status) and of injected faults.
+
+    Also every request for a result file, one by one, with whether it carried a key.
+    """
 
     def __init__(self) -> None:
         self.requests: Counter[tuple[str, str, int]] = Counter()
         self.faults: Counter[tuple[str, str, str]] = Counter()
+        self.result_requests: list[ResultRequest] = []
+
+    def result_request(self, row: ResultRequest) -> None:
+        """One request for a result file, as answered."""
+        self.result_requests.append(row)
 
     def count(self, method: str, endpoint: str, status: int) -> None:
         """One answered (or dropped) request."""
@@ -50,6 +73,9 @@ def build_ledger(state: EmulatorState, now: float) -> dict[str, Any]:
         "faults": [
             {"kind": k, "method": m, "endpoint": e, "count": c}
             for (k, m, e), c in sorted(state.counter.faults.items())
+        ],
+        "result_requests": [
+            dataclasses.asdict(r) | {"at": iso(r.at)} for r in state.counter.result_requests
         ],
         "wallet": {
             "current_credits": state.wallet.balance(default_account),

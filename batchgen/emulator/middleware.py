@@ -18,7 +18,7 @@ from .auth import bearer_token, require_scope
 from .config import ApiKey
 from .envelope import ApiError, error_response, new_request_id
 from .faults import FAULT_ANSWERS, NONE, Fault
-from .ledger import DROPPED
+from .ledger import DROPPED, ResultRequest
 from .ratelimit import Verdict, limit_headers, retry_after
 from .state import EmulatorState
 
@@ -40,6 +40,7 @@ class RouteInfo:
 
 ROUTES: dict[str, RouteInfo] = {}
 UNROUTED = RouteInfo("other")
+API_ORIGIN = "api"  # the ``origin`` of the API's own rows in the ledger's result_requests
 # A marker, never sent: returned when the connection was closed without an answer.
 DROP = web.Response(status=599)
 
@@ -52,20 +53,31 @@ async def gate(request: web.Request, handler: Handler) -> web.StreamResponse:
     info = ROUTES.get(route.name or "", UNROUTED)
     endpoint = route.resource.canonical if route.resource is not None else "(unmatched)"
     request_id = new_request_id()
+    extra = state.config.extra_fields and info.kind != "admin"
     try:
         response = await _guarded(request, handler, state, info)
     except ApiError as err:
-        response = error_response(err, request_id)
+        response = error_response(err, request_id, extra)
     except web.HTTPException as exc:
-        response = error_response(_http_error(request, exc), request_id)
+        response = error_response(_http_error(request, exc), request_id, extra)
     except Exception:  # a bug in the emulator: still answer with the envelope
         log.exception("emulator bug while answering %s %s", request.method, request.path)
-        response = error_response(ApiError(500, "internal_error", "emulator bug"), request_id)
+        bug = ApiError(500, "internal_error", "emulator bug")
+        response = error_response(bug, request_id, extra)
+    status = DROPPED if response is DROP else response.status
+    state.counter.count(request.method, endpoint, status)
+    if route.name == "result":
+        state.counter.result_request(result_row(request, API_ORIGIN, status))
     if response is DROP:
-        state.counter.count(request.method, endpoint, DROPPED)
         return web.Response(status=500)  # never sent: the transport is closed
-    state.counter.count(request.method, endpoint, response.status)
     return response
+
+
+def result_row(request: web.Request, origin: str, status: int) -> ResultRequest:
+    """The ledger's record of one request for a result file."""
+    has_auth = "Authorization" in request.headers
+    now = request.app[STATE].clock.now()
+    return ResultRequest(origin, request.method, request.path, status, has_auth, now)
 
 
 async def _guarded(
@@ -89,7 +101,7 @@ async def _api(
             503,
             "public_api_disabled",
             "the public API is switched off for maintenance; retry later",
-            {"Retry-After": "5"},
+            {"Retry-After": str(cfg.public_api_disabled_retry_after_s)},
         )
     token = bearer_token(request.headers.get("Authorization"))
     who = token if token is not None else f"ip:{request.remote}"

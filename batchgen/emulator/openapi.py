@@ -11,6 +11,7 @@ import copy
 from typing import Any
 
 from .catalog import KLING_3_0
+from .config import EmulatorConfig
 
 REF = "#/components/schemas/"
 ISO = {"type": "string", "format": "date-time"}
@@ -53,7 +54,7 @@ def _params_schema() -> dict[str, Any]:
     }
 
 
-def _schemas() -> dict[str, Any]:
+def _schemas(statuses: list[str]) -> dict[str, Any]:
     nullable_str = {"type": ["string", "null"]}
     return {
         "Error": {
@@ -99,6 +100,7 @@ def _schemas() -> dict[str, Any]:
                 "name": nullable_str,
                 "mimeType": nullable_str,
                 "durationToken": nullable_str,
+                "durationSeconds": {"type": ["number", "null"], "minimum": 0},
             },
         },
         "GenerationRequest": {
@@ -112,7 +114,7 @@ def _schemas() -> dict[str, Any]:
                 "client_request_id": {"type": ["string", "null"], "maxLength": 128},
             },
         },
-        "Task": _task_schema(),
+        "Task": _task_schema(statuses),
         "File": _file_schema(),
         "Upload": {
             "type": "object",
@@ -128,7 +130,7 @@ def _schemas() -> dict[str, Any]:
     }
 
 
-def _task_schema() -> dict[str, Any]:
+def _task_schema(statuses: list[str]) -> dict[str, Any]:
     return {
         "type": "object",
         "required": [
@@ -144,7 +146,7 @@ def _task_schema() -> dict[str, Any]:
         ],
         "properties": {
             "id": {"type": "string"},
-            "status": {"enum": ["queued", "processing", "succeeded", "failed"]},
+            "status": {"enum": statuses},
             "model": {"type": "string"},
             "reserved_credits": {"type": "integer"},
             "final_credits": {"type": "integer"},
@@ -180,8 +182,9 @@ def _task_schema() -> dict[str, Any]:
 def _file_schema() -> dict[str, Any]:
     return {
         "type": "object",
-        "description": "id is named file_id instead when the emulator runs that variant",
-        "required": ["object", "kind", "name", "mime_type", "size_bytes", "url", "expires_at"],
+        "description": "id is named file_id instead when the emulator runs that variant; with "
+        "files_answer minimal only url and duration_token are present",
+        "required": ["url", "duration_token"],
         "properties": {
             "id": {"type": "string"},
             "file_id": {"type": "string"},
@@ -254,8 +257,18 @@ def _paths() -> dict[str, Any]:
     }
 
 
-def document(origin: str) -> dict[str, Any]:
-    """The document, with ``origin`` as its server."""
+def statuses(config: EmulatorConfig | None) -> list[str]:
+    """The task statuses the emulator may answer with under ``config``'s switches."""
+    names = ["queued", "processing", "succeeded", "failed"]
+    if config is not None and config.interim_status_name:
+        names.append(config.interim_status_name)
+    if config is not None and config.end_status_rate > 0:
+        names.append(config.end_status_name)
+    return names
+
+
+def document(origin: str, config: EmulatorConfig | None = None) -> dict[str, Any]:
+    """The document, with ``origin`` as its server, true to ``config``'s switches."""
     return copy.deepcopy(
         {
             "openapi": "3.1.0",
@@ -264,7 +277,7 @@ def document(origin: str) -> dict[str, Any]:
             "security": [{"bearerAuth": []}],
             "paths": _paths(),
             "components": {
-                "schemas": _schemas(),
+                "schemas": _schemas(statuses(config)),
                 "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}},
             },
         }

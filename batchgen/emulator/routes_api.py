@@ -7,12 +7,13 @@ from typing import Any
 
 from aiohttp import web
 
-from . import openapi
-from .catalog import models_listing
+from . import extras, openapi
+from .catalog import image_limit, models_listing
 from .config import ApiKey
 from .envelope import ApiError, json_response, not_found, validation_failed
 from .faults import NONE
-from .generations import create_status, create_task, find_task, show_task
+from .files import FileRecord
+from .generations import create_status, create_task, find_task, result_answer, show_task
 from .idempotency import canonical, check_key
 from .middleware import (
     DROP,
@@ -25,7 +26,8 @@ from .middleware import (
     slow_down,
 )
 from .mp4 import video_for
-from .results import issued_at
+from .state import EmulatorState
+from .tasks import Task
 from .uploads import read_upload, store_upload
 
 api = web.RouteTableDef()
@@ -39,16 +41,31 @@ def _key(request: web.Request) -> ApiKey:
     return request[KEY]
 
 
+def _file(request: web.Request, record: FileRecord) -> dict[str, Any]:
+    """The file object under the ``file_id_field``, ``files_answer`` and extra-field switches."""
+    cfg = request.app[STATE].config
+    view = record.view(_origin(request), cfg.file_id_field, cfg.files_answer == "minimal")
+    return extras.plain(view) if cfg.extra_fields else view
+
+
+def _task(request: web.Request, state: EmulatorState, task: Task) -> dict[str, Any]:
+    """The task object now (with unknown fields when ``extra_fields`` is on)."""
+    view = show_task(state, task, _origin(request))
+    return extras.task(view) if state.config.extra_fields else view
+
+
 @api.get("/api/v1/models", name="models")
 async def list_models(request: web.Request) -> web.Response:
     """The model catalogue (public)."""
-    return json_response(models_listing(dict(request.app[STATE].config.prices)))
+    cfg = request.app[STATE].config
+    listing = models_listing(dict(cfg.prices), image_limit(cfg.size_limit))
+    return json_response(extras.listing(listing) if cfg.extra_fields else listing)
 
 
 @api.get("/api/v1/openapi.json", name="openapi")
 async def openapi_document(request: web.Request) -> web.Response:
     """The OpenAPI document of the emulated API (public)."""
-    return json_response(openapi.document(_origin(request)))
+    return json_response(openapi.document(_origin(request), request.app[STATE].config))
 
 
 @api.get("/api/v1/credits", name="credits")
@@ -56,7 +73,8 @@ async def get_credits(request: web.Request) -> web.Response:
     """The account's balance."""
     state = request.app[STATE]
     state.tasks.settle(state.clock.now(), state.wallet)
-    return json_response({"current_credits": state.wallet.balance(_key(request).account)})
+    answer = {"current_credits": state.wallet.balance(_key(request).account)}
+    return json_response(extras.plain(answer) if state.config.extra_fields else answer)
 
 
 @api.post("/api/v1/files", name="upload_file")
@@ -65,8 +83,7 @@ async def upload_file(request: web.Request) -> web.Response:
     state = request.app[STATE]
     upload = await read_upload(request)
     record = store_upload(state, _key(request).account, upload)
-    view = record.view(_origin(request), state.config.file_id_field)
-    return json_response(view, status=201)
+    return json_response(_file(request, record), status=201)
 
 
 @api.get("/api/v1/files/{file_id}", name="get_file")
@@ -79,7 +96,7 @@ async def get_file(request: web.Request) -> web.Response:
         raise not_found(f"no file {file_id!r} in this account")
     if state.clock.now() >= record.expires_at:
         raise not_found(f"file {file_id!r} expired; upload it again")
-    return json_response(record.view(_origin(request), state.config.file_id_field))
+    return json_response(_file(request, record))
 
 
 @api.post("/api/v1/generations", name="create_generation")
@@ -100,7 +117,7 @@ async def create_generation(request: web.Request) -> web.Response:
             wait=state.config.replay_in_flight == "wait",
         )
         if replay is not None:
-            payload = show_task(state, state.tasks.tasks[replay], _origin(request))
+            payload = _task(request, state, state.tasks.tasks[replay])
             return json_response(payload, status=200, headers={"Idempotent-Replayed": "true"})
     task_id = None
     try:
@@ -111,8 +128,7 @@ async def create_generation(request: web.Request) -> web.Response:
         if idem is not None:
             state.idempotency.finish(key.account, idem, task_id)
     response = json_response(
-        show_task(state, task, _origin(request)),
-        status=create_status(state.config.create_status, task.id),
+        _task(request, state, task), status=create_status(state.config.create_status, task.id)
     )
     if request.get(FAULT, NONE).drop_after_create:
         drop_connection(request)
@@ -132,20 +148,17 @@ async def get_generation(request: web.Request) -> web.Response:
     """One task of the account, with its status now."""
     state = request.app[STATE]
     task = find_task(state, _key(request), request.match_info["task_id"])
-    return json_response(show_task(state, task, _origin(request)))
+    return json_response(_task(request, state, task))
 
 
 @api.get("/results/{task_id}/{token}/{name}", name="result")
 async def download_result(request: web.Request) -> web.Response:
-    """A result video (signed, temporary URL)."""
-    state = request.app[STATE]
+    """A result video (signed, temporary URL; no key needed, and none should be sent)."""
     task_id = request.match_info["task_id"]
-    task = state.tasks.tasks.get(task_id)
-    issued = issued_at(state.config.seed, task_id, request.match_info["token"])
-    now = state.clock.now()
-    if task is None or issued is None or task.status(now) != "succeeded":
+    answer = result_answer(request.app[STATE], task_id, request.match_info["token"])
+    if answer == "missing":
         raise not_found("no such result")
-    if now - issued >= state.config.result_url_ttl_s:
+    if answer == "expired":
         raise ApiError(
             410, "url_expired", "this result URL expired; GET the task again for a fresh URL"
         )

@@ -4,6 +4,10 @@
 same in a background thread (for tests that run batchgen as a subprocess). Both offer
 ``base_url``, ``api_key``, ``ledger()`` and admin helpers (``topup``, ``set_switches``,
 ``restart``).
+
+Beside the API, a second listener serves result files as another origin (``result_base_url``:
+127.0.0.2 when the API is on 127.0.0.1 and that address can be bound, else the API's host on
+another port). Result URLs point there when the ``result_origin`` switch is ``other``.
 """
 
 from __future__ import annotations
@@ -19,12 +23,14 @@ import anyio
 from aiohttp import web
 
 from .app import build_app
+from .cdn import build_result_app
 from .config import EmulatorConfig
 from .ledger import build_ledger
 from .state import EmulatorState
 
 T = TypeVar("T")
 SHUTDOWN_TIMEOUT_S = 1.0
+OTHER_LOOPBACK = "127.0.0.2"  # the second origin's host when the API is on 127.0.0.1
 
 
 def is_loopback(host: str) -> bool:
@@ -47,13 +53,20 @@ class RunningEmulator:
         enabled = config.admin_enabled
         self.admin_enabled = is_loopback(host) if enabled is None else enabled
         self._runner: web.AppRunner | None = None
+        self._result_runner: web.AppRunner | None = None
+        self._result_hosts = (OTHER_LOOPBACK, host) if host == "127.0.0.1" else (host,)
+        self.result_port = 0
         self._restarts: anyio.abc.ObjectSendStream[float] | None = None
 
     @property
     def base_url(self) -> str:
         """``http://HOST:PORT`` (IPv6 hosts in brackets)."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        return _url(self.host, self.port)
+
+    @property
+    def result_base_url(self) -> str:
+        """``http://HOST:PORT`` of the second origin that serves result files."""
+        return _url(self._result_hosts[0], self.result_port)
 
     @property
     def api_key(self) -> str:
@@ -100,28 +113,58 @@ class RunningEmulator:
             state=self.state,
             restart=self._request_restart,
         )
-        runner = web.AppRunner(
-            app, access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_TIMEOUT_S
-        )
-        await runner.setup()
-        site = web.TCPSite(runner, self.host, self.port, reuse_address=True)
+        self._runner, self.port = await _listen(app, self.host, self.port)
         try:
-            await site.start()
+            await self._start_result_site()
         except BaseException:
-            await runner.cleanup()
+            await self._stop_site()
             raise
-        self.port = int(runner.addresses[0][1])
-        self._runner = runner
+
+    async def _start_result_site(self) -> None:
+        *fallbacks, last = self._result_hosts
+        for host in fallbacks:
+            try:
+                listening = await _listen(build_result_app(self.state), host, self.result_port)
+            except OSError:  # 127.0.0.2 is not bound everywhere (e.g. macOS): use the API's host
+                continue
+            self._result_hosts = (host,)
+            break
+        else:
+            listening = await _listen(build_result_app(self.state), last, self.result_port)
+            self._result_hosts = (last,)
+        self._result_runner, self.result_port = listening
+        self.state.result_origin = self.result_base_url
 
     async def _stop_site(self) -> None:
-        if self._runner is not None:
-            runner, self._runner = self._runner, None
-            await runner.cleanup()
+        for name in ("_runner", "_result_runner"):
+            runner = getattr(self, name)
+            if runner is not None:
+                setattr(self, name, None)
+                await runner.cleanup()
 
     async def _serve_restarts(self, requests: anyio.abc.ObjectReceiveStream[float]) -> None:
         async for downtime_s in requests:
             await anyio.sleep(0.05)  # let the admin call's answer leave first
             await self.restart(downtime_s)
+
+
+def _url(host: str, port: int) -> str:
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+async def _listen(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, int]:
+    """Serve ``app`` on ``host:port`` (0: any free port); return its runner and the port."""
+    runner = web.AppRunner(
+        app, access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_TIMEOUT_S
+    )
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, reuse_address=True)
+    try:
+        await site.start()
+    except BaseException:
+        await runner.cleanup()
+        raise
+    return runner, int(runner.addresses[0][1])
 
 
 @contextlib.asynccontextmanager
@@ -217,6 +260,11 @@ class EmulatorThread:
     def api_key(self) -> str:
         """A key with every scope."""
         return self.emulator.api_key
+
+    @property
+    def result_base_url(self) -> str:
+        """``http://HOST:PORT`` of the second origin that serves result files."""
+        return self.emulator.result_base_url
 
     def ledger(self) -> dict[str, Any]:
         """The ledger, read safely from the server's own thread."""

@@ -40,6 +40,8 @@ class EmulatorState:
         self.config = config
         self.keyring = KeyRing(config.keys)
         self.faulty = any_faults(config)
+        # ``http://HOST:PORT`` of the second origin serving results, once the server runs one
+        self.result_origin: str | None = None
         if self.journal is not None:
             self._replay(self.journal)
 

@@ -36,7 +36,7 @@ class Task:
     created_at: float
     start_at: float
     end_at: float
-    outcome: str  # succeeded | failed
+    outcome: str  # succeeded | failed | another terminal name (end_status_name)
     error_code: str | None  # None with outcome failed: reported as ``error: null``
     error_message: str
     refunded: bool = field(default=False)
@@ -44,7 +44,7 @@ class Task:
     result_path: str | None = field(default=None)
 
     def status(self, now: float) -> str:
-        """queued, processing, succeeded or failed at ``now``."""
+        """queued, processing or the outcome (succeeded, failed...) at ``now``."""
         if now >= self.end_at:
             return self.outcome
         return "processing" if now >= self.start_at else "queued"
@@ -62,17 +62,23 @@ class Task:
         return out
 
 
-def task_view(task: Task, now: float, result_urls: list[str] | None) -> dict[str, Any]:
-    """The public task object at ``now`` (``result_urls`` when it succeeded)."""
+def task_view(
+    task: Task, now: float, result_urls: list[str] | None, interim_name: str = ""
+) -> dict[str, Any]:
+    """The public task object at ``now`` (``result_urls`` when it succeeded).
+
+    ``interim_name``, when set, is shown instead of ``processing`` (a reading of the contract).
+    """
     status = task.status(now)
     failed = status == "failed"
     error = None
     if failed and task.error_code is not None:
         error = {"code": task.error_code, "message": task.error_message}
     succeeded = status == "succeeded"
+    shown = interim_name if status == "processing" and interim_name else status
     return {
         "id": task.id,
-        "status": status,
+        "status": shown,
         "model": task.model,
         "reserved_credits": task.reserved_credits,
         "final_credits": task.reserved_credits if succeeded and task.charged else 0,
@@ -110,9 +116,9 @@ class TaskBook:
         return start
 
     def add(self, task: Task) -> None:
-        """Record a created task (and remember to refund it if it will fail)."""
+        """Record a created task (and remember to refund it if it will not succeed)."""
         self.tasks[task.id] = task
-        if task.outcome == "failed" and task.charged:
+        if task.outcome != "succeeded" and task.charged:
             heapq.heappush(self._refunds, (task.end_at, task.id))
 
     def settle(self, now: float, wallet: Wallet) -> None:
@@ -123,33 +129,45 @@ class TaskBook:
 
     @staticmethod
     def refund_if_failed(task: Task, now: float, wallet: Wallet) -> None:
-        """Return a failed task's reservation to the wallet, once."""
-        if task.charged and not task.refunded and task.status(now) == "failed":
+        """Return the reservation of a task that ended without success to the wallet, once."""
+        ended = now >= task.end_at and task.outcome != "succeeded"
+        if task.charged and not task.refunded and ended:
             task.refunded = True
             wallet.refund(task.account, task.reserved_credits, task.id, task.end_at)
 
 
-def funded_task(common: dict[str, Any], plan: TaskPlan, start_at: float) -> Task:
-    """A charged task that starts at ``start_at`` and ends as ``plan`` says."""
+def funded_task(
+    common: dict[str, Any], plan: TaskPlan, start_at: float, end_status_name: str
+) -> Task:
+    """A charged task that starts at ``start_at`` and ends as ``plan`` says.
+
+    A planned success that ``plan.other_end`` picks ends with ``end_status_name`` instead (a
+    terminal status the documentation does not list), and is refunded like a failure.
+    """
+    outcome = "failed" if plan.fails else "succeeded"
+    if outcome == "succeeded" and plan.other_end:
+        outcome = end_status_name
     return Task(
         **common,
         charged=True,
         start_at=start_at,
         end_at=start_at + plan.run_s,
-        outcome="failed" if plan.fails else "succeeded",
+        outcome=outcome,
         error_code=None if plan.null_error or not plan.fails else "generation_failed",
         error_message=FAILURE_MESSAGE,
     )
 
 
-def unfunded_task(common: dict[str, Any], fails_at: float, message: str) -> Task:
-    """A task created without credits that fails with ``insufficient_credits`` at ``fails_at``."""
+def unfunded_task(
+    common: dict[str, Any], fails_at: float, error_code: str | None, message: str
+) -> Task:
+    """A task created without credits that fails with ``error_code`` at ``fails_at``."""
     return Task(
         **common,
         charged=False,
         start_at=fails_at,
         end_at=fails_at,
         outcome="failed",
-        error_code="insufficient_credits",
+        error_code=error_code,
         error_message=message,
     )

@@ -40,6 +40,7 @@ class TaskPlan:
     run_s: float  # processing time (time to failure when ``fails``)
     fails: bool
     null_error: bool  # a failure reported with ``error: null``
+    other_end: bool = False  # a success that ends with another terminal status name instead
 
 
 def task_rng(seed: int, account: str, identity: str) -> random.Random:
@@ -66,8 +67,12 @@ def plan_task(
     time_scale: float,
     failure_rate: float,
     null_error_share: float,
+    end_status_rate: float = 0.0,
 ) -> TaskPlan:
-    """Draw a task's queue wait, processing time and outcome."""
+    """Draw a task's queue wait, processing time and outcome.
+
+    ``end_status_rate`` is drawn last, so turning it on changes no other task's fate.
+    """
     queue_s = rng.uniform(*QUEUE_WAIT_S)
     spread = min(1.8, max(0.6, math.exp(rng.gauss(0.0, SPREAD_SIGMA))))
     run_s = median_run_s(params) * spread
@@ -75,4 +80,7 @@ def plan_task(
     null_error = rng.random() < null_error_share
     if fails:
         run_s *= rng.uniform(0.2, 1.0)
-    return TaskPlan(queue_s * time_scale, run_s * time_scale, fails, fails and null_error)
+    other_end = rng.random() < end_status_rate
+    return TaskPlan(
+        queue_s * time_scale, run_s * time_scale, fails, fails and null_error, other_end
+    )

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from aiohttp import BodyPartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 
+from .catalog import image_limit
 from .envelope import validation_failed
 from .files import MAX_BYTES, FileRecord, check_upload
 from .state import EmulatorState
@@ -82,7 +83,10 @@ def _clean_name(filename: str | None) -> str:
 
 def store_upload(state: EmulatorState, account: str, upload: Upload) -> FileRecord:
     """Validate ``upload`` and keep it; raises ``validation_failed`` when it is refused."""
-    kind, mime = check_upload(upload.data, upload.kind, upload.model, upload.client_request_id)
+    limit = image_limit(state.config.size_limit)
+    kind, mime = check_upload(
+        upload.data, upload.kind, upload.model, upload.client_request_id, limit
+    )
     now = state.clock.now()
     record = FileRecord(
         id=state.files.next_id(),

@@ -13,7 +13,8 @@ from .catalog import MODELS, param_defaults, param_options
 from .envelope import validation_failed
 
 TOP_LEVEL_KEYS = {"model", "prompt", "params", "client_request_id"}
-REFERENCE_KEYS = {"url", "kind", "name", "mimeType", "durationToken"}
+REFERENCE_KEYS = {"url", "kind", "name", "mimeType", "durationToken", "durationSeconds"}
+PROMPT_LIMIT = 2000
 BOOL_PARAMS = {"multi_shots", "sound"}
 INT_PARAMS = {"duration"}
 
@@ -22,8 +23,14 @@ INT_PARAMS = {"duration"}
 FileResolver = Callable[[str], "tuple[str, str] | str"]
 
 
-def validate_generation(body: Any, resolve_file: FileResolver) -> dict[str, str]:
-    """Check a create body; return its params as strings with defaults filled in."""
+def validate_generation(
+    body: Any, resolve_file: FileResolver, *, count_utf16: bool = False
+) -> dict[str, str]:
+    """Check a create body; return its params as strings with defaults filled in.
+
+    ``count_utf16``: count the prompt limit in UTF-16 code units (as a JavaScript backend
+    would), so a character outside the Basic Multilingual Plane counts twice.
+    """
     if not isinstance(body, dict):
         raise validation_failed("the request body must be a JSON object")
     problems: list[str] = []
@@ -34,7 +41,7 @@ def validate_generation(body: Any, resolve_file: FileResolver) -> dict[str, str]
     if not isinstance(model, str) or model not in MODELS:
         problems.append(f"model must be one of {sorted(MODELS)}, got {model!r}")
         model = None
-    _check_prompt(body.get("prompt"), problems)
+    _check_prompt(body.get("prompt"), problems, count_utf16)
     _check_client_request_id(body, problems)
     params: dict[str, str] = {}
     if model is not None:
@@ -44,13 +51,23 @@ def validate_generation(body: Any, resolve_file: FileResolver) -> dict[str, str]
     return params
 
 
-def _check_prompt(prompt: Any, problems: list[str]) -> None:
+def _check_prompt(prompt: Any, problems: list[str], count_utf16: bool) -> None:
     if not isinstance(prompt, str):
         problems.append("prompt is required and must be a string of 1-2000 characters")
     elif not prompt.strip():
         problems.append("prompt must not be empty or blank")
-    elif len(prompt) > 2000:
-        problems.append(f"prompt is {len(prompt)} characters; the limit is 2000")
+    elif count_utf16 and utf16_length(prompt) > PROMPT_LIMIT:
+        problems.append(
+            f"prompt is {utf16_length(prompt)} characters (UTF-16 code units); "
+            f"the limit is {PROMPT_LIMIT}"
+        )
+    elif len(prompt) > PROMPT_LIMIT:
+        problems.append(f"prompt is {len(prompt)} characters; the limit is {PROMPT_LIMIT}")
+
+
+def utf16_length(text: str) -> int:
+    """The length of ``text`` in UTF-16 code units (JavaScript's ``string.length``)."""
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
 
 
 def _check_client_request_id(body: dict[str, Any], problems: list[str]) -> None:
@@ -119,6 +136,17 @@ def _check_references(
         _check_reference(where, item, ref["kinds"], resolve_file, problems)
 
 
+def _check_optional_fields(where: str, item: dict[str, Any], problems: list[str]) -> None:
+    for opt in ("name", "mimeType", "durationToken"):
+        if item.get(opt) is not None and not isinstance(item[opt], str):
+            problems.append(f"{where}.{opt} must be a string")
+    seconds = item.get("durationSeconds")  # documented, optional; null is the same as absent
+    if seconds is not None and (
+        isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0
+    ):
+        problems.append(f"{where}.durationSeconds must be a non-negative number of seconds")
+
+
 def _check_reference(
     where: str,
     item: dict[str, Any],
@@ -132,9 +160,7 @@ def _check_reference(
     kind = item.get("kind")
     if not isinstance(kind, str) or kind not in kinds:
         problems.append(f"{where}.kind must be one of {sorted(kinds)}, got {kind!r}")
-    for opt in ("name", "mimeType", "durationToken"):
-        if item.get(opt) is not None and not isinstance(item[opt], str):
-            problems.append(f"{where}.{opt} must be a string")
+    _check_optional_fields(where, item, problems)
     url = item.get("url")
     if not isinstance(url, str):
         problems.append(f"{where}.url is required: a url returned by POST /api/v1/files")
