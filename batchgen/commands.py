@@ -42,7 +42,7 @@ from batchgen.errors import ManifestError, StateError, UsageError
 from batchgen.eventlog import EventLog
 from batchgen.events import EventBus, RunFinished
 from batchgen.limits import RequestLimiter
-from batchgen.manifest import load_manifest
+from batchgen.manifest import load_manifest, manifest_warnings
 from batchgen.models import Manifest, output_stem
 from batchgen.outcome import RunOutcome, run_exit_code
 from batchgen.progress import ProgressDisplay
@@ -66,7 +66,10 @@ class RunResult:
 
 def validate_manifest(path: Path) -> Manifest:
     """Load and validate; raises ManifestError listing every problem. Sends nothing."""
-    return load_manifest(path)
+    manifest = load_manifest(path)
+    for line in manifest_warnings(manifest):
+        log.warning("%s", line)
+    return manifest
 
 
 def run_manifest(path: Path, settings: RunSettings | None = None) -> RunResult:
@@ -74,6 +77,8 @@ def run_manifest(path: Path, settings: RunSettings | None = None) -> RunResult:
     settings = settings or RunSettings()
     catcher = signals.install() if settings.handle_signals else None
     manifest = load_manifest(path)  # every problem surfaces here, before anything is sent
+    for line in manifest_warnings(manifest):
+        log.warning("%s", line)
     config = resolve_run_config(manifest, settings)
     if config.connection is not None:
         install_redaction(config.connection.api_key)  # from here on, whatever is logged

@@ -8,6 +8,7 @@ documented string form (``"5"``, ``"false"``), which is the only form the client
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -15,9 +16,15 @@ from batchgen.models import MODEL_ID as MODEL_ID  # re-exported: the model these
 
 BASE_CREDITS = 90  # the models endpoint's ``base_credits``; used only as an offline estimate
 MIN_PROMPT_CHARS = 1
+# "1-2000 characters" [doc]. The service may count code points (Python's len) or UTF-16 code
+# units (a JavaScript backend, where an emoji counts twice): validation holds a prompt to both.
 MAX_PROMPT_CHARS = 2000
+MAX_PROMPT_UTF16_UNITS = 2000
 MAX_REFERENCES = 2
-MAX_REFERENCE_BYTES = 10 * 1024 * 1024
+# "10 MB" [doc]: the models entry reads it as 10 MiB, but the service may mean 10,000,000 bytes.
+# Validation and upload hold a reference to the smaller, decimal reading.
+MAX_REFERENCE_BYTES_BINARY = 10 * 1024 * 1024
+MAX_REFERENCE_BYTES = 10_000_000
 REFERENCE_MIME_TYPES = ("image/jpeg", "image/png", "image/webp")
 MAX_CLIENT_REQUEST_ID = 128
 
@@ -51,6 +58,37 @@ PARAMS: Mapping[str, ParamRule] = dict(
 )
 PARAM_NAMES: tuple[str, ...] = tuple(PARAMS)
 DEFAULT_PARAMS: Mapping[str, str] = {name: rule.default for name, rule in PARAMS.items()}
+
+# ``extra_params``: params batchgen does not know yet (the compatibility policy [doc] lets the
+# service add optional params without a new API version), sent as given in string form.
+EXTRA_PARAM_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
+REFERENCE_ITEMS_PARAM = "referenceMediaItems"
+
+
+def extra_param_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot be an ``extra_params`` key, or None if it can."""
+    if name in PARAMS:
+        return (
+            f"extra_params '{name}' is a kling-3-0 param batchgen knows and checks; "
+            f"set it under `params` instead"
+        )
+    if name == REFERENCE_ITEMS_PARAM:
+        return (
+            f"extra_params '{name}' is built by batchgen from `references`; "
+            "list the images under `references` instead"
+        )
+    if not EXTRA_PARAM_NAME.fullmatch(name):
+        return (
+            f"extra_params name '{name}' must be 1 to 64 letters, digits or '_', "
+            "starting with a letter"
+        )
+    return None
+
+
+def utf16_units(text: str) -> int:
+    """How long ``text`` is to a JavaScript backend: characters outside the Basic Multilingual
+    Plane (most emoji) are two UTF-16 code units each."""
+    return len(text) + sum(1 for char in text if ord(char) > 0xFFFF)
 
 
 def native_to_text(value: object) -> str | None:

@@ -74,6 +74,8 @@ class JobSpec:
 
     ``params`` holds the kling-3-0 params in the documented *string* form (``"5"``, ``"false"``),
     sorted by key, without ``referenceMediaItems`` (those are built at submit time from uploads).
+    ``extra_params`` are params batchgen does not know (the manifest's ``extra_params``), in
+    string form and sorted; they are sent beside ``params`` unchecked.
     """
 
     id: str
@@ -82,6 +84,7 @@ class JobSpec:
     references: tuple[Reference, ...] = ()
     where: Location | None = None
     model: str = MODEL_ID
+    extra_params: tuple[tuple[str, str], ...] = ()
 
     @property
     def params_dict(self) -> dict[str, str]:
@@ -93,11 +96,15 @@ class JobSpec:
 
 
 def canonical_request(spec: JobSpec) -> dict[str, Any]:
-    """The JSON value whose hash identifies a job's request (key order never matters)."""
+    """The JSON value whose hash identifies a job's request (key order never matters).
+
+    Extra params join ``params`` (their names never clash), so a job without any keeps the hash
+    it had before ``extra_params`` existed, and editing one makes a new version.
+    """
     return {
         "model": spec.model,
         "prompt": spec.prompt,
-        "params": dict(sorted(spec.params)),
+        "params": dict(sorted(spec.params + spec.extra_params)),
         "references": [r.identity for r in spec.references],
     }
 

@@ -7,16 +7,18 @@ read again at submit time and must still have the content hash validation saw.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
+from pathlib import Path
 from typing import Any
 
 import anyio
 
 from batchgen.client import RivyaClient
+from batchgen.contract import MAX_REFERENCE_BYTES
 from batchgen.errors import LocalJobError
 from batchgen.events import EventBus, Uploaded
+from batchgen.manifest.localfile import LocalFileError, read_capped
 from batchgen.models import (
     JobSpec,
     Reference,
@@ -49,6 +51,7 @@ class Uploader:
     async def body_for(self, spec: JobSpec) -> dict[str, Any]:
         """The create request of ``spec``, its references uploaded (or reused)."""
         params: dict[str, Any] = dict(spec.params)
+        params.update(spec.extra_params)  # unknown to batchgen: sent as given (string form)
         items = []
         for ref in spec.references:
             up = await self.ensure_uploaded(ref)
@@ -90,16 +93,31 @@ class Uploader:
     async def _read(self, ref: Reference) -> bytes:
         if ref.is_url:
             return await self.client.fetch_reference(ref.source)
-        try:
-            data = await anyio.Path(ref.source).read_bytes()
-        except OSError as exc:
-            raise LocalJobError("reference_unreadable", f"cannot read {ref.source}: {exc}") from exc
-        if ref.sha256 and hashlib.sha256(data).hexdigest() != ref.sha256:
-            raise LocalJobError(
-                "reference_changed",
-                f"{ref.source} changed after validation; run the same command again",
-            )
-        return data
+        return await anyio.to_thread.run_sync(read_local_reference, ref)
+
+
+def read_local_reference(ref: Reference) -> bytes:
+    """A local reference's bytes, which must still be the file validation hashed: a regular
+    file of at most ``MAX_REFERENCE_BYTES`` (only that much + 1 is read) with the same sha256.
+    A file swapped for a FIFO, a device, a bigger or another file is never sent under the old
+    identity: the job fails with ``reference_changed`` (or ``reference_unreadable``)."""
+    again = "run the same command again to validate it anew"
+    try:
+        data, digest = read_capped(Path(ref.source), MAX_REFERENCE_BYTES, digest=True)
+    except LocalFileError as exc:
+        if exc.kind in ("missing", "unreadable"):
+            raise LocalJobError("reference_unreadable", f"{ref.source} {exc.reason}") from exc
+        raise LocalJobError(
+            "reference_changed",
+            f"{ref.source} changed after validation: it now {exc.reason} "
+            f"(at most {MAX_REFERENCE_BYTES:,} bytes are sent); {again}",
+        ) from exc
+    if ref.sha256 and digest != ref.sha256:
+        raise LocalJobError(
+            "reference_changed",
+            f"{ref.source} changed after validation (its content hash differs); {again}",
+        )
+    return data
 
 
 def expires_soon(expires_at: str | None, uploaded_at: str | None) -> bool:

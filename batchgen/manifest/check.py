@@ -13,14 +13,18 @@ from typing import cast
 from batchgen.contract import (
     DEFAULT_PARAMS,
     MAX_PROMPT_CHARS,
+    MAX_PROMPT_UTF16_UNITS,
     MAX_REFERENCES,
+    describe_value,
+    native_to_text,
     normalize_param,
     param_value_message,
+    utf16_units,
 )
 from batchgen.manifest.doc import Draft, Val
 from batchgen.manifest.problems import Problems
 from batchgen.manifest.template import id_problem
-from batchgen.models import MODEL_ID, JobSpec, Location, Reference, output_stem
+from batchgen.models import MODEL_ID, JobSpec, Location, Manifest, Reference, output_stem
 
 Resolve = Callable[[Val[str]], Reference | None]
 Params = tuple[tuple[str, str], ...]
@@ -47,10 +51,13 @@ class _Checker:
         self.check_id(draft)
         self.check_prompt(draft)
         params = self.params(draft)
+        extra = self.extra_params(draft)
         references = self.references(draft)
-        if len(self.problems) != before or params is None or references is None:
+        if len(self.problems) != before or params is None or references is None or extra is None:
             return None
-        return JobSpec(draft.id, draft.prompt, params, references, draft.where, MODEL_ID)
+        return JobSpec(
+            draft.id, draft.prompt, params, references, draft.where, MODEL_ID, extra_params=extra
+        )
 
     def check_id(self, draft: Draft) -> None:
         problem = id_problem(draft.id)
@@ -67,19 +74,9 @@ class _Checker:
             self.problems.add(draft.id_where, _same_file_message(draft, other))
 
     def check_prompt(self, draft: Draft) -> None:
-        length = len(draft.prompt)
-        if not draft.prompt.strip():
-            self.problems.add(
-                draft.prompt_where,
-                f"the prompt of job '{draft.id}' is empty; kling-3-0 needs 1 to "
-                f"{MAX_PROMPT_CHARS} characters",
-            )
-        elif length > MAX_PROMPT_CHARS:
-            self.problems.add(
-                draft.prompt_where,
-                f"the prompt of job '{draft.id}' is {length} characters after templating; "
-                f"kling-3-0 allows at most {MAX_PROMPT_CHARS}: shorten it",
-            )
+        problem = prompt_problem(draft.id, draft.prompt)
+        if problem:
+            self.problems.add(draft.prompt_where, problem)
 
     def params(self, draft: Draft) -> Params | None:
         merged = dict(DEFAULT_PARAMS)
@@ -93,6 +90,18 @@ class _Checker:
                 merged[name] = text
         params = tuple(sorted(merged.items()))
         return self.interned.setdefault(params, params) if ok else None
+
+    def extra_params(self, draft: Draft) -> Params | None:
+        """The extra params in string form (``true`` -> ``"true"``, ``5`` -> ``"5"``), sorted."""
+        out: dict[str, str] = {}
+        for name, val in draft.extra_params.items():
+            text = native_to_text(val.value)
+            if text is None:
+                self.problems.add(val.where, _extra_value_message(name, val.value))
+                return None
+            out[name] = text
+        params = tuple(sorted(out.items()))
+        return self.interned.setdefault(params, params)
 
     def normalize(self, name: str, value: object) -> str | None:
         """``contract.normalize_param``, once per distinct (name, type, value)."""
@@ -115,6 +124,52 @@ class _Checker:
         if None in refs:
             return None
         return cast(tuple[Reference, ...], refs)  # no None left
+
+
+def manifest_warnings(manifest: Manifest) -> list[str]:
+    """What a user should know before running ``manifest`` though nothing is wrong with it: one
+    line per distinct ``extra_params`` name (sent unchecked), at the first job that sends it.
+    ``batchgen validate`` prints these, and a run logs them at its start."""
+    first: dict[str, JobSpec] = {}
+    for job in manifest.jobs:
+        for name, _ in job.extra_params:
+            first.setdefault(name, job)
+    lines = []
+    for name, job in first.items():
+        where = f"{job.where}: " if job.where else ""
+        lines.append(f"{where}extra_params sends '{name}' unchecked; the service may refuse it")
+    return lines
+
+
+def prompt_problem(job_id: str, prompt: str) -> str | None:
+    """Why kling-3-0 may refuse ``prompt``: empty, or over the limit counted in code points or
+    in UTF-16 code units (a JavaScript backend counts those; an emoji is two)."""
+    length = len(prompt)
+    if not prompt.strip():
+        return (
+            f"the prompt of job '{job_id}' is empty; kling-3-0 needs 1 to "
+            f"{MAX_PROMPT_CHARS} characters"
+        )
+    if length > MAX_PROMPT_CHARS:
+        return (
+            f"the prompt of job '{job_id}' is {length} characters after templating; "
+            f"kling-3-0 allows at most {MAX_PROMPT_CHARS}: shorten it"
+        )
+    units = utf16_units(prompt) if length * 2 > MAX_PROMPT_UTF16_UNITS else length
+    if units > MAX_PROMPT_UTF16_UNITS:
+        return (
+            f"the prompt of job '{job_id}' is {units:,} UTF-16 units long ({length:,} "
+            "characters; emoji and other characters beyond U+FFFF count twice in UTF-16, which "
+            f"the service may use); kling-3-0 allows at most {MAX_PROMPT_UTF16_UNITS}: shorten it"
+        )
+    return None
+
+
+def _extra_value_message(name: str, value: object) -> str:
+    return (
+        f"extra_params '{name}' {describe_value(value)} has no documented string form; "
+        f"write it as text in quotes (e.g. '{value}') if the service expects that"
+    )
 
 
 def _duplicate_message(draft: Draft, first: Draft) -> str:

@@ -62,6 +62,7 @@ class JobEntry(NamedTuple):
     references_where: Location | None = None
     repeat: Val[int] | None = None
     vars: tuple[tuple[str, str], ...] = ()
+    extra_params: ParamItems = ()
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,7 @@ class ManifestDoc:
     base_dir: Path
     batch: Val[str]
     defaults_params: ParamItems = ()
+    defaults_extra_params: ParamItems = ()
     defaults_references: tuple[Val[str], ...] = ()
     defaults_references_where: Location | None = None
     prompt: Val[str] | None = None
@@ -90,8 +92,8 @@ class ManifestDoc:
 class Draft(NamedTuple):
     """One job after expansion and templating, before its values are checked.
 
-    ``params`` maps a param name to its (rendered) value and where it was written; checking turns
-    them into the documented string form.
+    ``params`` (and ``extra_params``) map a param name to its (rendered) value and where it was
+    written; checking turns them into the documented string form.
     """
 
     id: str
@@ -102,6 +104,7 @@ class Draft(NamedTuple):
     params: dict[str, Val[object]]
     references: tuple[Val[str], ...]
     references_where: Location
+    extra_params: dict[str, Val[object]]
 
 
 def scalar_text(value: Scalar) -> str:

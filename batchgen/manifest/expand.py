@@ -151,6 +151,7 @@ class _Expander:
             compile_template(template.value).render(variables, slugify) if template else default_id
         )
         params = self.params(doc.defaults_params, variables)
+        extra = self.params(doc.defaults_extra_params, variables)
         for axis, (_, val) in zip(doc.axes, combo, strict=True):
             if axis.is_param:
                 params[axis.name] = Val(val.value, val.where)
@@ -163,6 +164,7 @@ class _Expander:
             params=params,
             references=self.references(doc.defaults_references, variables),
             references_where=doc.defaults_references_where or doc.matrix_where,
+            extra_params=extra,
         )
         self.emit(draft, self.repeat)
 
@@ -171,7 +173,11 @@ class _Expander:
         doc = self.doc
         names = {axis.name: "" for axis in doc.axes}
         texts = [doc.prompt, doc.id_template, *doc.defaults_references]
-        texts += [Val(v.value, v.where) for _, v in doc.defaults_params if isinstance(v.value, str)]
+        texts += [
+            Val(v.value, v.where)
+            for _, v in (*doc.defaults_params, *doc.defaults_extra_params)
+            if isinstance(v.value, str)
+        ]
         used: set[str] = set()
         before = len(self.problems)
         for source in texts:
@@ -205,6 +211,9 @@ class _Expander:
             params=self.params(itertools.chain(doc.defaults_params, entry.params), variables),
             references=self.references(refs, variables),
             references_where=entry.references_where or doc.defaults_references_where or entry.where,
+            extra_params=self.params(
+                itertools.chain(doc.defaults_extra_params, entry.extra_params), variables
+            ),
         )
         self.emit(draft, entry.repeat.value if entry.repeat else self.repeat)
 

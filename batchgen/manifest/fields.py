@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from batchgen.contract import PARAM_NAMES, PARAMS
+from batchgen.contract import PARAM_NAMES, PARAMS, extra_param_name_problem
 from batchgen.manifest.doc import ParamItems, Scalar, Val
 from batchgen.manifest.problems import Problems, did_you_mean
 from batchgen.manifest.yamltree import YEntry, YMap, YNode, YScalar, YSeq, type_name
@@ -120,6 +120,23 @@ def params(node: YNode, what: str, problems: Problems) -> ParamItems:
             problems.add(entry.key_where, unknown_param_message(entry.key))
             continue
         value = scalar(entry.value, f"param {entry.key}", problems)
+        if value is not None:
+            items.append((entry.key, Val(value.value, value.where)))
+    return tuple(items)
+
+
+def extra_params(node: YNode, what: str, problems: Problems) -> ParamItems:
+    """``extra_params:`` entries: names batchgen does not know, values checked after templating."""
+    mapping = as_map(node, what, problems)
+    if mapping is None:
+        return ()
+    items: list[tuple[str, Val[object]]] = []
+    for entry in mapping.entries:
+        problem = extra_param_name_problem(entry.key)
+        if problem:
+            problems.add(entry.key_where, problem)
+            continue
+        value = scalar(entry.value, f"extra_params '{entry.key}'", problems)
         if value is not None:
             items.append((entry.key, Val(value.value, value.where)))
     return tuple(items)

@@ -18,6 +18,7 @@ from batchgen.errors import ManifestError, Problem
 from batchgen.manifest.check import build_specs
 from batchgen.manifest.doc import ManifestDoc
 from batchgen.manifest.expand import expand
+from batchgen.manifest.localfile import LocalFileError, read_capped
 from batchgen.manifest.problems import Problems
 from batchgen.manifest.read import read_doc
 from batchgen.manifest.refs import ReferenceResolver
@@ -54,18 +55,34 @@ def load_manifest(path: Path) -> Manifest:
     )
 
 
+MAX_MANIFEST_BYTES = 20_000_000  # a manifest is a page of YAML; 100,000 jobs belong in rows
+
+
 def _read_manifest(path: Path) -> str:
+    """The manifest's text; only a regular file is read, and at most ``MAX_MANIFEST_BYTES``."""
     try:
-        return path.read_bytes().decode("utf-8-sig")
-    except FileNotFoundError:
-        message = "manifest file not found; check the path (try: ls jobs/)"
-    except IsADirectoryError:
-        message = "this is a folder; pass the manifest's .yaml file"
+        data, _ = read_capped(path, MAX_MANIFEST_BYTES)
+        return data.decode("utf-8-sig")
+    except LocalFileError as exc:
+        message = _unreadable_message(exc)
     except UnicodeDecodeError as exc:
         message = f"the manifest is not UTF-8 text (byte {exc.start}); save it as UTF-8"
-    except OSError as exc:
-        message = f"cannot read the manifest: {exc.strerror}"
     raise ManifestError([Problem(str(path), message)])
+
+
+def _unreadable_message(exc: LocalFileError) -> str:
+    if exc.kind == "missing":
+        return "manifest file not found; check the path (try: ls jobs/)"
+    if exc.kind == "folder":
+        return "this is a folder; pass the manifest's .yaml file"
+    if exc.kind == "special":
+        return f"the manifest {exc.reason}; pass the manifest's .yaml file"
+    if exc.kind == "too_large":
+        return (
+            f"the manifest {exc.reason}; batchgen reads manifests of at most "
+            f"{MAX_MANIFEST_BYTES:,} bytes: put many jobs in a rows file (CSV or JSONL)"
+        )
+    return f"cannot read the manifest: {exc.reason.removeprefix('cannot be read: ')}"
 
 
 def _output_dir(doc: ManifestDoc, problems: Problems) -> Path:

@@ -59,6 +59,7 @@ def read_doc(root: YNode, file: str, base_dir: Path, problems: Problems) -> Mani
         base_dir=base_dir,
         batch=_batch(found.get("batch"), file, problems),
         defaults_params=defaults.params,
+        defaults_extra_params=defaults.extra_params,
         defaults_references=defaults.references,
         defaults_references_where=defaults.references_where,
         prompt=read("prompt", lambda n, p: fields.text(n, "prompt", p), None),

@@ -11,13 +11,14 @@ from batchgen.manifest.read_matrix import AXIS_NAME
 from batchgen.manifest.yamltree import YEntry, YNode
 from batchgen.models import Location
 
-DEFAULTS_KEYS = ("params", "references")
-JOB_KEYS = ("id", "prompt", "params", "references", "repeat", "vars")
+DEFAULTS_KEYS = ("params", "extra_params", "references")
+JOB_KEYS = ("id", "prompt", "params", "extra_params", "references", "repeat", "vars")
 
 
 @dataclass(frozen=True)
 class Defaults:
     params: ParamItems = ()
+    extra_params: ParamItems = ()
     references: tuple[Val[str], ...] = ()
     references_where: Location | None = None
 
@@ -29,10 +30,14 @@ def read_defaults(node: YNode, problems: Problems) -> Defaults:
         return Defaults()
     found = fields.check_keys(mapping, DEFAULTS_KEYS, "defaults", problems)
     params = found.get("params")
+    extra = found.get("extra_params")
     refs = found.get("references")
     refs_value = fields.references(refs.value, "defaults.references", problems) if refs else None
     return Defaults(
         params=fields.params(params.value, "defaults.params", problems) if params else (),
+        extra_params=fields.extra_params(extra.value, "defaults.extra_params", problems)
+        if extra
+        else (),
         references=refs_value or (),
         references_where=refs.value.where if refs else None,
     )
@@ -66,6 +71,9 @@ def _job(node: YNode, problems: Problems) -> JobEntry | None:
         if "repeat" in found
         else None,
         vars=_vars(found["vars"].value, problems) if "vars" in found else (),
+        extra_params=fields.extra_params(found["extra_params"].value, "extra_params", problems)
+        if "extra_params" in found
+        else (),
     )
 
 

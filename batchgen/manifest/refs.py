@@ -6,9 +6,7 @@ accepted as they are and never fetched (the runner decides what to do with them)
 
 from __future__ import annotations
 
-import hashlib
 import os
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -20,6 +18,7 @@ from batchgen.contract import (
     sniff_other_kind,
 )
 from batchgen.manifest.doc import Val
+from batchgen.manifest.localfile import LocalFileError, read_capped
 from batchgen.manifest.problems import Problems
 from batchgen.models import Reference
 
@@ -79,35 +78,41 @@ class ReferenceResolver:
 
 
 def inspect_file(path: Path) -> FileInfo | str:
-    """The file's hash, size and image type, or what is wrong with it (a message fragment)."""
+    """The file's hash, size and image type, or what is wrong with it (a message fragment).
+
+    Only a regular file is read, and never more than ``MAX_REFERENCE_BYTES`` + 1 bytes of it.
+    """
     try:
-        st = path.stat()
-    except FileNotFoundError:
+        data, digest = read_capped(path, MAX_REFERENCE_BYTES, digest=True)
+    except LocalFileError as exc:
+        return _unusable(exc, path)
+    mime = sniff_image_mime(data[:16])
+    if mime is None or mime not in REFERENCE_MIME_TYPES:
+        return _not_an_image(data[:16])
+    assert digest is not None
+    return FileInfo(digest, len(data), mime)
+
+
+def too_large_message(size: int | None) -> str:
+    """Why a reference of ``size`` bytes (None: more than the limit) is refused."""
+    shown = f"{size / 1_000_000:.1f} MB ({size:,} bytes)" if size else "over 10 MB"
+    return (
+        f"is {shown}; kling-3-0 accepts images of at most 10 MB, which batchgen reads as "
+        f"{MAX_REFERENCE_BYTES:,} bytes (the service may count a MB as 1,000,000 bytes): "
+        "shrink or recompress it"
+    )
+
+
+def _unusable(exc: LocalFileError, path: Path) -> str:
+    if exc.kind == "missing":
         return f"does not exist (looked for {path}; relative paths start at the manifest's folder)"
-    except OSError as exc:
-        return f"cannot be read: {exc.strerror}"
-    if not stat.S_ISREG(st.st_mode):
+    if exc.kind == "folder":
         return "is a folder, not an image file"
-    if st.st_size > MAX_REFERENCE_BYTES:
-        return (
-            f"is {st.st_size / 1048576:.1f} MB; kling-3-0 accepts images of at most 10 MB "
-            f"({MAX_REFERENCE_BYTES} bytes): shrink or recompress it"
-        )
-    try:
-        return _read_and_hash(path, st.st_size)
-    except OSError as exc:
-        return f"cannot be read: {exc.strerror}"
-
-
-def _read_and_hash(path: Path, size: int) -> FileInfo | str:
-    with path.open("rb") as handle:
-        head = handle.read(16)
-        mime = sniff_image_mime(head)
-        if mime is None or mime not in REFERENCE_MIME_TYPES:
-            return _not_an_image(head)
-        handle.seek(0)
-        digest = hashlib.file_digest(handle, "sha256").hexdigest()
-    return FileInfo(digest, size, mime)
+    if exc.kind == "special":
+        return f"{exc.reason}; name an image file"
+    if exc.kind == "too_large":
+        return too_large_message(exc.size)
+    return exc.reason
 
 
 def _not_an_image(head: bytes) -> str:

@@ -1,10 +1,11 @@
 """``rows:`` files: one job per CSV row or JSONL line, located as ``file:row``.
 
 Columns (CSV) or keys (JSONL) batchgen reads: ``id``, ``prompt``, ``references`` (several
-separated by ``|``, or a JSON list), ``repeat`` and any kling-3-0 param. Every other column is a
-template variable of its row. Empty cells are "not given" (the defaults apply). Rows without an
-``id`` are named ``<file stem>-<n>`` (n counts data rows from 1): add an ``id`` column to keep ids
-stable when rows are inserted.
+separated by ``|``, or a JSON list), ``repeat``, any kling-3-0 param, and extra params (a CSV
+column ``extra_params.<name>``, or a JSONL key ``extra_params`` holding an object). Every other
+column is a template variable of its row. Empty cells are "not given" (the defaults apply).
+Rows without an ``id`` are named ``<file stem>-<n>`` (n counts data rows from 1): add an ``id``
+column to keep ids stable when rows are inserted.
 """
 
 from __future__ import annotations
@@ -16,15 +17,19 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
-from batchgen.contract import PARAM_NAMES, PARAMS
+from batchgen.contract import PARAM_NAMES, PARAMS, extra_param_name_problem
 from batchgen.manifest.doc import JobEntry, ManifestDoc, Val, scalar_text
+from batchgen.manifest.localfile import LocalFileError, read_capped
 from batchgen.manifest.problems import Problems
 from batchgen.manifest.template import slugify
 from batchgen.models import Location
 
 ROW_KEYS = ("id", "prompt", "references", "repeat")
 KNOWN_COLUMNS = ROW_KEYS + PARAM_NAMES
+EXTRA = "extra_params"
+EXTRA_PREFIX = EXTRA + "."
 SUFFIXES = (".csv", ".jsonl", ".ndjson")
+MAX_ROWS_BYTES = 200_000_000  # a million rows of prompts; more belongs in several files
 Record = dict[str, object]
 
 
@@ -55,18 +60,29 @@ def _load_file(doc: ManifestDoc, source: Val[str], problems: Problems) -> list[J
 
 
 def _read_text(path: Path, source: Val[str], problems: Problems) -> str | None:
+    """The file's text; only a regular file is read, and at most ``MAX_ROWS_BYTES``."""
+    name = f"rows file {source.value!r}"
     try:
-        return path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        problems.add(source.where, f"rows file {source.value!r} does not exist (looked for {path})")
+        data, _ = read_capped(path, MAX_ROWS_BYTES)
+        return data.decode("utf-8-sig")
+    except LocalFileError as exc:
+        problems.add(source.where, f"{name} {_unreadable(exc, path)}")
     except UnicodeDecodeError as exc:
-        problems.add(
-            source.where,
-            f"rows file {source.value!r} is not UTF-8 text (byte {exc.start}); save it as UTF-8",
-        )
-    except OSError as exc:
-        problems.add(source.where, f"rows file {source.value!r} cannot be read: {exc.strerror}")
+        problems.add(source.where, f"{name} is not UTF-8 text (byte {exc.start}); save it as UTF-8")
     return None
+
+
+def _unreadable(exc: LocalFileError, path: Path) -> str:
+    if exc.kind == "missing":
+        return f"does not exist (looked for {path})"
+    if exc.kind in ("folder", "special"):
+        return f"{exc.reason}; name a .csv or .jsonl file"
+    if exc.kind == "too_large":
+        return (
+            f"{exc.reason}; batchgen reads rows files of at most {MAX_ROWS_BYTES:,} bytes: "
+            "split it into several files (rows: [a.csv, b.csv])"
+        )
+    return exc.reason
 
 
 def _csv_records(text: str, display: str, problems: Problems) -> Iterator[tuple[Location, Record]]:
@@ -106,7 +122,7 @@ def _header(header: list[str], display: str, problems: Problems) -> list[str]:
 
 def _check_column(name: str, where: Location, problems: Problems) -> None:
     """A column that is almost a known one is probably a typo, not a template variable."""
-    if name in KNOWN_COLUMNS or not name:
+    if name in KNOWN_COLUMNS or not name or _is_extra(name):
         return
     close = difflib.get_close_matches(name, KNOWN_COLUMNS, n=1, cutoff=0.8)
     if close:
@@ -160,7 +176,30 @@ class _RowReader:
             references_where=where,
             repeat=self._repeat(record.get("repeat"), where),
             vars=self._vars(record, where),
+            extra_params=self._extra_params(record, where),
         )
+
+    def _extra_params(self, record: Record, where: Location) -> tuple[tuple[str, Val[object]], ...]:
+        """``extra_params.<name>`` columns (CSV) and an ``extra_params`` object (JSONL)."""
+        prefixed = [(k, v) for k, v in record.items() if k.startswith(EXTRA_PREFIX)]
+        found = [(k.removeprefix(EXTRA_PREFIX), v) for k, v in prefixed]
+        given = record.get(EXTRA)
+        if isinstance(given, dict):
+            found += [(str(k), v) for k, v in given.items()]
+        elif given is not None:
+            self.problems.add(where, 'extra_params must be an object, like {"name": "value"}')
+        out: list[tuple[str, Val[object]]] = []
+        for name, value in found:
+            problem = extra_param_name_problem(name)
+            if problem:
+                self.problems.add(where, problem)
+            elif isinstance(value, str | int | float | bool):
+                out.append((name, Val(value, where)))
+            else:
+                self.problems.add(
+                    where, f"extra_params '{name}' must be text, a number or a boolean"
+                )
+        return tuple(out)
 
     def _text(self, value: object, what: str, where: Location) -> str | None:
         if value is None:
@@ -194,10 +233,14 @@ class _RowReader:
     def _vars(self, record: Record, where: Location) -> tuple[tuple[str, str], ...]:
         out: list[tuple[str, str]] = []
         for key, value in record.items():
-            if key in KNOWN_COLUMNS:
+            if key in KNOWN_COLUMNS or _is_extra(key):
                 continue
             if isinstance(value, str | int | float | bool):
                 out.append((key, scalar_text(value)))
             else:
                 self.problems.add(where, f"'{key}' must be text, a number or a boolean")
         return tuple(out)
+
+
+def _is_extra(column: str) -> bool:
+    return column == EXTRA or column.startswith(EXTRA_PREFIX)

@@ -9,7 +9,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from batchgen.contract import MAX_PROMPT_CHARS, MAX_REFERENCES, MODEL_ID, PARAMS, ParamRule
+from batchgen.contract import (
+    EXTRA_PARAM_NAME,
+    MAX_PROMPT_CHARS,
+    MAX_REFERENCE_BYTES,
+    MAX_REFERENCES,
+    MODEL_ID,
+    PARAMS,
+    REFERENCE_ITEMS_PARAM,
+    ParamRule,
+)
 from batchgen.models import Limits
 
 Schema = dict[str, Any]
@@ -48,6 +57,7 @@ def _top_properties() -> Schema:
             "replace references as a whole.",
             "properties": {
                 "params": {"$ref": "#/definitions/params"},
+                "extra_params": {"$ref": "#/definitions/extra_params"},
                 "references": {"$ref": "#/definitions/references"},
             },
         },
@@ -56,7 +66,9 @@ def _top_properties() -> Schema:
             "type": "string",
             "minLength": 1,
             "description": "Prompt template of matrix jobs (and of jobs/rows without a prompt). "
-            "{axis} inserts an axis value; {{ and }} are literal braces.",
+            "{axis} inserts an axis value; {{ and }} are literal braces. After templating, at "
+            f"most {MAX_PROMPT_CHARS} characters and {MAX_PROMPT_CHARS} UTF-16 units "
+            "(an emoji counts twice).",
         },
         "id": {
             "type": "string",
@@ -113,9 +125,11 @@ def _definitions() -> Schema:
             "additionalProperties": False,
             "properties": {name: _param_or_template(rule) for name, rule in PARAMS.items()},
         },
+        "extra_params": _extra_params(),
         "references": {
             "description": f"Up to {MAX_REFERENCES} reference images per job: paths relative "
-            "to the manifest's folder (JPEG, PNG or WebP, at most 10 MB) or http(s) URLs.",
+            "to the manifest's folder (JPEG, PNG or WebP, at most 10 MB read as "
+            f"{MAX_REFERENCE_BYTES:,} bytes) or http(s) URLs.",
             "anyOf": [
                 {"type": "string"},
                 {"type": "array", "items": {"type": "string"}, "maxItems": MAX_REFERENCES},
@@ -129,6 +143,7 @@ def _definitions() -> Schema:
                 "id": {"type": ["string", "integer"], "description": "Unique id of the job."},
                 "prompt": {"type": "string", "minLength": 1, "maxLength": MAX_PROMPT_CHARS},
                 "params": {"$ref": "#/definitions/params"},
+                "extra_params": {"$ref": "#/definitions/extra_params"},
                 "references": {"$ref": "#/definitions/references"},
                 "repeat": {"type": "integer", "minimum": 1},
                 "vars": {
@@ -138,6 +153,20 @@ def _definitions() -> Schema:
                 },
             },
         },
+    }
+
+
+def _extra_params() -> Schema:
+    return {
+        "type": "object",
+        "description": "Params batchgen does not know yet, sent unchecked in the request's "
+        "params (true -> 'true', 5 -> '5'); the service may refuse them. Known params go "
+        "under params.",
+        "propertyNames": {
+            "pattern": f"^{EXTRA_PARAM_NAME.pattern}$",
+            "not": {"enum": [*PARAMS, REFERENCE_ITEMS_PARAM]},
+        },
+        "additionalProperties": {"type": ["string", "integer", "boolean"]},
     }
 
 

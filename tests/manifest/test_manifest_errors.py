@@ -96,7 +96,7 @@ def test_unknown_key_in_defaults(write: Write) -> None:
     )
     assert problems("m.yaml") == [
         "m.yaml:4:3: unknown key 'parms' in defaults; did you mean 'params'? "
-        "(allowed: params, references)"
+        "(allowed: params, extra_params, references)"
     ]
 
 
@@ -354,10 +354,11 @@ def test_reference_that_is_not_an_image(write: Write) -> None:
 
 
 def test_reference_over_10_mb(write: Write) -> None:
-    """An image over 10 MB is refused before anything is uploaded."""
+    """A 10.1 MB image is refused before anything is uploaded: "10 MB" is read as the decimal
+    10,000,000 bytes, the smaller reading, which the service may use."""
     with open("big.png", "wb") as handle:
         handle.write(b"\x89PNG\r\n\x1a\n")
-        handle.truncate(11 * 1024 * 1024)
+        handle.truncate(10_100_000)
     write(
         """
         jobs:
@@ -367,8 +368,9 @@ def test_reference_over_10_mb(write: Write) -> None:
         """
     )
     assert problems("m.yaml") == [
-        "m.yaml:4:17: reference 'big.png' is 11.0 MB; kling-3-0 accepts images of at most "
-        "10 MB (10485760 bytes): shrink or recompress it"
+        "m.yaml:4:17: reference 'big.png' is 10.1 MB (10,100,000 bytes); kling-3-0 accepts "
+        "images of at most 10 MB, which batchgen reads as 10,000,000 bytes (the service may "
+        "count a MB as 1,000,000 bytes): shrink or recompress it"
     ]
 
 
