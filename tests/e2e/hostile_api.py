@@ -47,6 +47,7 @@ class HostileApi:
         asyncio.run_coroutine_threadsafe(self._stop(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
+        self._loop.close()  # its self-pipe sockets too
 
     async def _start(self) -> None:
         app = web.Application()
