@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import anyio
@@ -13,6 +12,7 @@ from batchgen.errors import (
     ClientRequestError,
     OutputWriteError,
     ResultExpiredError,
+    ResultRefusedError,
     RetryExhaustedError,
     TransportError,
     ValidationFailedError,
@@ -88,11 +88,14 @@ async def test_unknown_result_url_is_expired(make_emulator, make_client, tmp_pat
 
 @pytest.mark.anyio
 async def test_key_goes_to_the_api_origin_only(make_emulator, make_client, tmp_path: Path):
-    """Downloads send the key to the API's own origin, never to another host or port."""
+    """Downloads send the key only to the API's own origin under /api/v1/ (there the JSON is
+    served, then refused as no video), never to another host or port, and 401 there is an
+    expired URL, not a bad key."""
     async with make_emulator() as emu, make_emulator() as other, make_client(emu) as c:
-        # Same origin: the key travels, so the authenticated endpoint answers 200.
-        await c.download(f"{emu.base_url}/api/v1/credits", tmp_path / "same.json")
-        assert "current_credits" in json.loads((tmp_path / "same.json").read_text())
+        # Same origin, under /api/v1/: the key travels, so the endpoint answers 200.
+        with pytest.raises(ResultRefusedError) as refused:
+            await c.download(f"{emu.base_url}/api/v1/credits", tmp_path / "same.json")
+        assert refused.value.code == "result_not_video"
         # Another port, and another host name for the same port: no key, so 401.
         for url in (
             f"{other.base_url}/api/v1/credits",
@@ -101,7 +104,8 @@ async def test_key_goes_to_the_api_origin_only(make_emulator, make_client, tmp_p
             with pytest.raises(ResultExpiredError, match="401"):
                 await c.download(url, tmp_path / "foreign.json")
         assert [r["status"] for r in other.ledger()["requests"]] == [401]
-    assert not (tmp_path / "foreign.json").exists()
+    assert not (tmp_path / "foreign.json").exists() and not (tmp_path / "same.json").exists()
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.anyio
