@@ -28,9 +28,11 @@ Security decisions:
 * The key is never in a log line, an exception message, an event or ``repr``: logs carry
   method, path, status, requestId and attempt, never headers; messages from the server are
   scrubbed of it; aiohttp errors that carry request headers (``ClientResponseError``) are not
-  chained. A task whose result URL carries the key is a ``BadAnswerError`` (the URL is neither
-  fetched nor stored). URLs in messages are shown by ``wire.safe_url`` (no userinfo, query or
-  fragment) and server text by ``wire.clean_text`` (no control characters, capped).
+  chained. A JSON answer that echoes the key has it replaced by ``[redacted]`` before it is
+  parsed (so no task text or URL keeps it); a URL to fetch that carries it is a
+  ``BadAnswerError``, never requested. URLs in messages are shown by ``wire.safe_url`` (no
+  userinfo, query or fragment) and server text by ``wire.clean_text`` (no control characters,
+  capped).
 * No cookies are kept (``DummyCookieJar``) and no proxy settings are read from the environment.
 
 Downloads are bounded (settings of the client, see ``RivyaClient``): ``max_result_bytes`` (a
@@ -375,7 +377,8 @@ class RivyaClient:
         # URL that the API host serves beside them spends no token of the request budget.
         api_prefix = f"{self._base.path.rstrip('/')}{API}/"
         budgeted = ours and parsed.path.startswith(api_prefix)
-        return _Call(method, parsed, endpoint, auth=ours, budgeted=budgeted)
+        # Never the key: a result or file URL is a bearer link of its own, on any host.
+        return _Call(method, parsed, endpoint, auth=False, budgeted=budgeted)
 
     def _keyed(self, call: _Call) -> bool:
         """Whether ``call`` carries the key: only to the base URL's origin, under /api/v1/."""
@@ -410,16 +413,8 @@ class RivyaClient:
             raise BadAnswerError(f"{what} carries the API key; it is neither fetched nor kept")
 
     def _task(self, payload: Any, *, replayed: bool = False) -> RemoteTask:
-        """The task of an answer (``parse_task``), with no key in its text or URLs."""
-        task = parse_task(payload, replayed=replayed)
-        for url in task.result_urls:
-            self._refuse_echoed_key(url, f"a result URL of task {task.id}")
-        return replace(
-            task,
-            error_message=self._scrub(task.error_message) if task.error_message else None,
-            error_code=self._scrub(task.error_code) if task.error_code else None,
-            raw_status=self._scrub(task.raw_status) if task.raw_status else None,
-        )
+        """The task of an answer (``parse_task``; the key was scrubbed from the JSON body)."""
+        return parse_task(payload, replayed=replayed)
 
     def _emit(self, event: Event) -> None:
         self.stats.record(event)  # the one place the client's requests are counted

@@ -12,7 +12,6 @@ from batchgen.errors import (
     ClientRequestError,
     OutputWriteError,
     ResultExpiredError,
-    ResultRefusedError,
     RetryExhaustedError,
     TransportError,
     ValidationFailedError,
@@ -88,23 +87,18 @@ async def test_unknown_result_url_is_expired(make_emulator, make_client, tmp_pat
 
 @pytest.mark.anyio
 async def test_key_goes_to_the_api_origin_only(make_emulator, make_client, tmp_path: Path):
-    """Downloads send the key only to the API's own origin under /api/v1/ (there the JSON is
-    served, then refused as no video), never to another host or port, and 401 there is an
-    expired URL, not a bad key."""
+    """Downloads never send the key, even to the API's own origin under /api/v1/; the 401
+    that follows is an expired URL there too, not a bad key."""
     async with make_emulator() as emu, make_emulator() as other, make_client(emu) as c:
-        # Same origin, under /api/v1/: the key travels, so the endpoint answers 200.
-        with pytest.raises(ResultRefusedError) as refused:
-            await c.download(f"{emu.base_url}/api/v1/credits", tmp_path / "same.json")
-        assert refused.value.code == "result_not_video"
-        # Another port, and another host name for the same port: no key, so 401.
         for url in (
+            f"{emu.base_url}/api/v1/credits",
             f"{other.base_url}/api/v1/credits",
             f"{emu.base_url.replace('127.0.0.1', 'localhost')}/api/v1/credits",
         ):
             with pytest.raises(ResultExpiredError, match="401"):
-                await c.download(url, tmp_path / "foreign.json")
+                await c.download(url, tmp_path / "x.json")
         assert [r["status"] for r in other.ledger()["requests"]] == [401]
-    assert not (tmp_path / "foreign.json").exists() and not (tmp_path / "same.json").exists()
+        assert c.stats.by_endpoint[("GET result", 401)] == 3
     assert list(tmp_path.iterdir()) == []
 
 
