@@ -17,17 +17,34 @@ the retry loop sleeps its backoff, Retry-After as its floor. Each retry emits ``
 
 Security decisions:
 
-* The API key goes only to the *origin* (scheme, host, port) of the base URL. Result URLs on that
-  origin get it (the emulator, like the service, serves them there; sending the key back to the
-  host that issued it leaks nothing); result URLs anywhere else (a CDN, a signed URL) never do,
-  and aiohttp drops the header on a redirect to another origin. Reference images fetched from
-  http(s) URLs never get it, whatever their host.
+* The API key goes only to requests on the *origin* (scheme, host, port) of the base URL whose
+  path is under the API's ``/api/v1/``: never to result or file URLs, on any host (the API's
+  included), and never to reference images. Redirects are never followed by aiohttp: an API
+  call answered 3xx is an error that says so; a result or reference URL answered 3xx is
+  followed by the client itself (at most ``MAX_REDIRECTS`` hops), without the key.
+* A result URL that answers 401/403/404/410, on any host, has expired (``ResultExpiredError``:
+  fetch the task again), never an ``AuthError``.
 * A key over plain ``http://`` is refused (``ConfigError``) unless the host is loopback.
 * The key is never in a log line, an exception message, an event or ``repr``: logs carry
   method, path, status, requestId and attempt, never headers; messages from the server are
   scrubbed of it; aiohttp errors that carry request headers (``ClientResponseError``) are not
-  chained.
+  chained. A JSON answer that echoes the key has it replaced by ``redact.REDACTED`` before
+  it is parsed (so no task text or URL keeps it); a URL to fetch that carries it is a
+  ``BadAnswerError``, never requested. URLs in messages are shown by ``wire.safe_url`` (no
+  userinfo, query or fragment) and server text by ``wire.clean_text`` (no control characters,
+  capped).
 * No cookies are kept (``DummyCookieJar``) and no proxy settings are read from the environment.
+
+Downloads are bounded (settings of the client, see ``RivyaClient``): ``max_result_bytes`` (a
+result larger is refused: ``ResultRefusedError`` ``result_too_large``, nothing on disk; a body
+that is not a video is ``result_not_video``), ``download_deadline_s`` for each attempt at a file
+(a result or a reference) and ``download_idle_s`` without a byte (``DownloadTimeoutError``,
+retried as a transport error). Reference fetches are capped at ``max_reference_bytes``.
+
+Retry-After: a 429's is honoured (the shared limiter pauses) and a 503 public_api_disabled's is
+the floor of the next wait, up to the policy's ``max_delay_s``; both are first clamped to an
+hour and to the policy's deadline (``wire.clamp_retry_after``), and a wait that would pass the
+deadline gives up (``RetryExhaustedError``: the job is left resumable).
 """
 
 from __future__ import annotations
@@ -45,30 +62,41 @@ import anyio
 from yarl import URL
 
 from batchgen._version import __version__
+from batchgen.contract import sniff_image_mime
 from batchgen.errors import (
+    BadAnswerError,
     BatchgenError,
     ClientRequestError,
+    DownloadTimeoutError,
     IdempotencyConflictError,
     RateLimitedError,
     ResultExpiredError,
+    ServiceDisabledError,
     TransportError,
     ValidationFailedError,
 )
 from batchgen.events import Event, EventBus, RateLimited, RequestAnswered, RequestRetried
-from batchgen.files import CHUNK_BYTES, stream_to_file
+from batchgen.files import CHUNK_BYTES, Bounds, stream_to_file
 from batchgen.limits import RequestLimiter
 from batchgen.models import MODEL_ID, RemoteTask, UploadedFile
+from batchgen.redact import REDACTED
 from batchgen.retry import RetryPolicy, call_with_retry
 from batchgen.wire import (
     ClientStats,
     check_api_key,
     check_base_url,
+    checked_id,
+    clamp_retry_after,
+    clean_text,
     error_from_answer,
     int_or_none,
     json_or_none,
     parse_task,
     parse_uploaded_file,
     result_gone,
+    safe_url,
+    safe_urls_in,
+    upload_filename,
 )
 
 log = logging.getLogger("batchgen.client")
@@ -79,7 +107,12 @@ API = "/api/v1"
 RESULT = "GET result"  # endpoint label of result downloads (any host)
 REFERENCE = "GET reference"  # endpoint label of reference fetches (any host)
 DEFAULT_USER_AGENT = f"batchgen/{__version__}"
-MAX_REFERENCE_BYTES = 10 * 1024 * 1024  # the contract's image limit
+MAX_REFERENCE_BYTES = 10_000_000  # the contract's "10 MB", read as the smaller (decimal) limit
+MAX_RESULT_BYTES = 500_000_000  # a result video larger than 500 MB is refused
+DOWNLOAD_DEADLINE_S = 600.0  # one attempt at one file (a result or a reference), all of it
+MAX_ANSWER_BYTES = 8 * 1024 * 1024  # a JSON answer larger than this is not read
+MAX_ERROR_BODY_BYTES = 64 * 1024  # of an error answer's body, only this much is read
+MAX_REDIRECTS = 5  # hops a result or reference URL may redirect (followed without the key)
 CONFLICT_PATIENCE = 3  # resends of a create answered 409 (the first request may be in flight)
 CONNECTION_LIMIT = 64  # sockets in the pool; the limiter, not this, sets the request rate
 
@@ -95,8 +128,20 @@ class _Call:
     url: URL
     endpoint: str  # a label without ids: "GET /api/v1/generations/{id}"
     scope: str | None = None  # the scope the endpoint needs (named in 403 hints)
-    auth: bool = True  # send the key (only ever to the base URL's origin)
+    auth: bool = True  # may send the key (only ever to the base URL's origin, under /api/v1/)
     budgeted: bool = True  # takes a limiter token and feeds its AIMD (API endpoints only)
+
+    @property
+    def is_download(self) -> bool:
+        return self.endpoint in (RESULT, REFERENCE)
+
+
+class _Redirected(Exception):
+    """A result or reference URL answered 3xx: the client follows it (never aiohttp)."""
+
+    def __init__(self, location: str) -> None:
+        super().__init__("redirect")
+        self.location = location
 
 
 @dataclass(frozen=True)
@@ -107,7 +152,15 @@ class _Answer:
 
 
 class RivyaClient:
-    """Async client for Rivya Public API v1. Use as ``async with RivyaClient(...) as client``."""
+    """Async client for Rivya Public API v1. Use as ``async with RivyaClient(...) as client``.
+
+    Settings besides the base URL and key: ``timeout_s`` (a whole API call; also the connect
+    timeout of downloads), ``max_reference_bytes`` (10,000,000), ``max_result_bytes``
+    (500,000,000: a larger result is refused, nothing is written past it),
+    ``download_deadline_s`` (600: one attempt at one file, however slowly it trickles) and
+    ``download_idle_s`` (seconds without a byte before a download is given up; default
+    ``timeout_s``).
+    """
 
     def __init__(
         self,
@@ -120,6 +173,9 @@ class RivyaClient:
         user_agent: str = DEFAULT_USER_AGENT,
         connection_limit: int = CONNECTION_LIMIT,
         max_reference_bytes: int = MAX_REFERENCE_BYTES,
+        max_result_bytes: int = MAX_RESULT_BYTES,
+        download_deadline_s: float = DOWNLOAD_DEADLINE_S,
+        download_idle_s: float | None = None,
         events: EventBus | None = None,
     ) -> None:
         check_api_key(api_key)
@@ -131,6 +187,9 @@ class RivyaClient:
         self._user_agent = user_agent
         self._connection_limit = connection_limit
         self._max_reference_bytes = max_reference_bytes
+        self._max_result_bytes = max_result_bytes
+        self._download_deadline_s = download_deadline_s
+        self._download_idle_s = download_idle_s if download_idle_s is not None else timeout_s
         self._session: aiohttp.ClientSession | None = None
         self._events = events
         self.stats = ClientStats()  # counts this client's request events (see _emit)
@@ -194,14 +253,21 @@ class RivyaClient:
         kind: str = "image",
         model: str | None = MODEL_ID,
         client_request_id: str | None = None,
+        mime_type: str | None = None,
     ) -> UploadedFile:
         """``POST /api/v1/files`` (multipart). A retried upload may store a second copy: files
-        cost nothing and the caller keeps whichever answer arrives."""
+        cost nothing and the caller keeps whichever answer arrives.
+
+        The part is sent as the detected type (``mime_type``, else sniffed from ``data``) under
+        a name with that type's extension (``hero.jpg`` holding PNG bytes goes as ``hero.png``);
+        the answer's missing fields are filled from what was sent (``parse_uploaded_file``)."""
         fields = {"kind": kind, "model": model, "client_request_id": client_request_id}
+        mime = mime_type or sniff_image_mime(data[:16]) or "application/octet-stream"
+        filename = upload_filename(name, mime)
 
         def form() -> aiohttp.FormData:
             body = aiohttp.FormData()
-            body.add_field("file", data, filename=name, content_type="application/octet-stream")
+            body.add_field("file", data, filename=filename, content_type=mime)
             for key, value in fields.items():
                 if value is not None:
                     body.add_field(key, value)
@@ -209,7 +275,11 @@ class RivyaClient:
 
         call = self._api_call("POST", "/files", scope="files:create")
         answer = await self._json_call(call, form=form)
-        return parse_uploaded_file(answer.payload, name=name, size_bytes=len(data))
+        up = parse_uploaded_file(
+            answer.payload, name=filename, size_bytes=len(data), mime_type=mime
+        )
+        self._refuse_echoed_key(up.url, "the uploaded file's url")
+        return up
 
     async def create_generation(self, body: dict[str, Any], *, idempotency_key: str) -> RemoteTask:
         """``POST /api/v1/generations``. Any 2xx is a task; every retry sends the same key.
@@ -237,12 +307,13 @@ class RivyaClient:
                 )
                 await anyio.sleep(delay)
         replayed = answer.headers.get("Idempotent-Replayed", "").strip().lower() == "true"
-        return parse_task(answer.payload, replayed=replayed)
+        return self._task(answer.payload, replayed=replayed)
 
     async def get_generation(self, task_id: str) -> RemoteTask:
         """``GET /api/v1/generations/{task_id}``."""
         if not task_id:
             raise ValueError("get_generation needs a task id")
+        checked_id(task_id, "task")  # never a path segment like ".." (quoted as well)
         call = self._api_call(
             "GET",
             f"/generations/{quote(task_id, safe='')}",
@@ -250,25 +321,30 @@ class RivyaClient:
             scope="generations:read",
         )
         answer = await self._json_call(call)
-        return parse_task(answer.payload)
+        return self._task(answer.payload)
 
     async def download(self, url: str, dest: Path) -> int:
         """Stream a result file to ``dest`` through a temp file in its folder, fsync, rename.
 
-        Returns the bytes written. 404/410 (and 401/403 from a host other than the API's, where
-        that is how signed URLs expire) raise ``ResultExpiredError``: fetch the task again.
+        Returns the bytes written. 401/403/404/410 (on any host) raise ``ResultExpiredError``:
+        fetch the task again. A result over ``max_result_bytes`` or not a video raises
+        ``ResultRefusedError``; a body cut short, a stall or the deadline a (retried)
+        ``TransportError``. Nothing is left on disk but a whole, accepted file.
         """
         call = self._foreign_or_api_call("GET", url, endpoint=RESULT)
         dest = Path(dest)
-        return await self._get(call, lambda resp: stream_to_file(resp, dest))
+        label = f"the result {self._say(safe_url(url))}"
+        bounds = Bounds(max_bytes=self._max_result_bytes, video_only=True, label=label)
+        return await self._get(call, lambda resp: stream_to_file(resp, dest, bounds))
 
     async def fetch_reference(self, url: str) -> bytes:
         """GET an http(s) reference image, never with the key, at most ``max_reference_bytes``
-        (10 MB, the contract's image limit): larger raises ``ValidationFailedError``."""
+        (10,000,000, the contract's image limit read as the smaller): larger raises
+        ``ValidationFailedError``. Same deadline and idle rules as ``download``."""
         target = self._foreign_or_api_call("GET", url, endpoint=REFERENCE)
         call = replace(target, auth=False)
         cap = self._max_reference_bytes
-        return await self._get(call, lambda resp: _read_capped(resp, call, cap))
+        return await self._get(call, lambda resp: _read_capped(resp, cap))
 
     # ------------------------------------------------------------------ request plumbing
 
@@ -295,17 +371,29 @@ class RivyaClient:
             raise ClientRequestError(
                 f"{endpoint}: only http(s) URLs can be fetched", code="invalid_url", status=0
             )
+        self._refuse_echoed_key(url, f"the URL of {endpoint}")
+        parsed = parsed.with_user(None)  # userinfo would go as Basic auth: never sent
         ours = parsed.origin() == self._base.origin()
         # The per-key rate limit covers the API's endpoints (under /api/v1): a result or file
         # URL that the API host serves beside them spends no token of the request budget.
         api_prefix = f"{self._base.path.rstrip('/')}{API}/"
         budgeted = ours and parsed.path.startswith(api_prefix)
-        return _Call(method, parsed, endpoint, auth=ours, budgeted=budgeted)
+        # Never the key: a result or file URL is a bearer link of its own, on any host.
+        return _Call(method, parsed, endpoint, auth=False, budgeted=budgeted)
+
+    def _keyed(self, call: _Call) -> bool:
+        """Whether ``call`` carries the key: only to the base URL's origin, under /api/v1/."""
+        api_prefix = f"{self._base.path.rstrip('/')}{API}/"
+        return (
+            call.auth
+            and self._api_key is not None
+            and call.url.origin() == self._base.origin()
+            and call.url.path.startswith(api_prefix)
+        )
 
     def _headers(self, call: _Call, extra: Mapping[str, str] | None = None) -> dict[str, str]:
         headers = dict(extra or {})
-        same_origin = call.url.origin() == self._base.origin()
-        if call.auth and same_origin and self._api_key:
+        if self._keyed(call) and self._api_key:
             headers["Authorization"] = f"Bearer {self._api_key}"
         return headers
 
@@ -315,7 +403,19 @@ class RivyaClient:
         return self._session
 
     def _scrub(self, text: str) -> str:
-        return text.replace(self._api_key, "[redacted]") if self._api_key else text
+        return text.replace(self._api_key, REDACTED) if self._api_key else text
+
+    def _say(self, text: str) -> str:
+        """Text fit for an exception or event: no key, URLs shown safe, cleaned and capped."""
+        return clean_text(safe_urls_in(self._scrub(text)), 1000)
+
+    def _refuse_echoed_key(self, url: str, what: str) -> None:
+        if self._api_key and self._api_key in url:
+            raise BadAnswerError(f"{what} carries the API key; it is neither fetched nor kept")
+
+    def _task(self, payload: Any, *, replayed: bool = False) -> RemoteTask:
+        """The task of an answer (``parse_task``; the key was scrubbed from the JSON body)."""
+        return parse_task(payload, replayed=replayed)
 
     def _emit(self, event: Event) -> None:
         self.stats.record(event)  # the one place the client's requests are counted
@@ -339,10 +439,18 @@ class RivyaClient:
                 type(exc).__name__,
                 delay_s,
             )
-            error = self._scrub(f"{type(exc).__name__}: {exc}")
+            error = self._say(f"{type(exc).__name__}: {exc}")
             self._emit(RequestRetried(call.endpoint, attempt, error, delay_s))
 
+        pending_s = 0.0  # a 503's Retry-After, waited out before the next attempt
+
         def waited_elsewhere(exc: BaseException) -> float | None:
+            nonlocal pending_s
+            # A 503 with Retry-After: the next attempt first waits that out (below), at most
+            # the policy's max_delay_s, instead of the loop's shorter jittered backoff.
+            if isinstance(exc, ServiceDisabledError) and exc.retry_after_s:
+                pending_s = min(exc.retry_after_s, self._retry.max_delay_s)
+                return pending_s
             # A 429 with Retry-After on a budgeted call paused the shared limiter: the next
             # attempt's acquire() waits that out, so the retry loop must not sleep it again.
             limiter = self._limiter if call.budgeted else None
@@ -350,8 +458,15 @@ class RivyaClient:
                 return None
             return None if exc.retry_after_s is None else limiter.paused_for_s
 
+        async def after_pending() -> T:
+            nonlocal pending_s
+            wait, pending_s = pending_s, 0.0
+            if wait > 0:
+                await anyio.sleep(wait)
+            return await once()
+
         return await call_with_retry(
-            once, self._retry, on_retry=on_retry, waited_elsewhere=waited_elsewhere
+            after_pending, self._retry, on_retry=on_retry, waited_elsewhere=waited_elsewhere
         )
 
     async def _json_call(
@@ -363,7 +478,12 @@ class RivyaClient:
         headers: Mapping[str, str] | None = None,
     ) -> _Answer:
         async def read(resp: aiohttp.ClientResponse) -> _Answer:
-            return _Answer(resp.status, resp.headers, self._parse_json(call, await resp.read()))
+            body = await _read_at_most(resp, MAX_ANSWER_BYTES + 1)
+            if len(body) > MAX_ANSWER_BYTES:
+                raise TransportError(
+                    f"{call.endpoint} answered more than {MAX_ANSWER_BYTES:,} bytes of JSON"
+                )
+            return _Answer(resp.status, resp.headers, self._parse_json(call, body))
 
         async def attempt(number: int) -> _Answer:
             kwargs: dict[str, Any] = {"allow_redirects": False}
@@ -378,14 +498,48 @@ class RivyaClient:
     async def _get(
         self, call: _Call, consume: Callable[[aiohttp.ClientResponse], Awaitable[T]]
     ) -> T:
-        """A plain GET of a URL (a result or a reference), retried; ``consume`` reads its 2xx."""
-        # No total timeout: a big file may take long; a stalled socket may not.
-        timeout = aiohttp.ClientTimeout(sock_connect=self._timeout_s, sock_read=self._timeout_s)
+        """A plain GET of a URL (a result or a reference), retried; ``consume`` reads its 2xx.
+
+        Each attempt follows redirects itself (without the key, at most ``MAX_REDIRECTS``) and
+        must end within ``download_deadline_s``; a socket silent for ``download_idle_s`` fails
+        it too (``DownloadTimeoutError``, retried)."""
+        timeout = aiohttp.ClientTimeout(
+            sock_connect=self._timeout_s, sock_read=self._download_idle_s
+        )
+        deadline = self._download_deadline_s
+
+        async def hops(number: int) -> T:
+            target = call
+            for _ in range(MAX_REDIRECTS + 1):
+                try:
+                    return await self._exchange(
+                        target, number, consume, timeout=timeout, allow_redirects=False
+                    )
+                except _Redirected as hop:
+                    target = self._redirect_target(target, hop.location)
+            raise TransportError(f"{call.endpoint}: more than {MAX_REDIRECTS} redirects")
 
         async def attempt(number: int) -> T:
-            return await self._exchange(call, number, consume, timeout=timeout)
+            try:
+                with anyio.fail_after(deadline):
+                    return await hops(number)
+            except TimeoutError as exc:
+                raise DownloadTimeoutError(
+                    f"{call.endpoint} {safe_url(str(call.url))} was not done within "
+                    f"{deadline:g}s (download_deadline_s)"
+                ) from exc
 
         return await self._retrying(call, attempt)
+
+    def _redirect_target(self, call: _Call, location: str) -> _Call:
+        """Where a redirect of a result or reference leads: never with the key, never budgeted."""
+        try:
+            url = call.url.join(URL(location)).with_user(None)
+        except (TypeError, ValueError) as exc:
+            raise TransportError(f"{call.endpoint}: a redirect to an unreadable URL") from exc
+        if url.scheme not in ("http", "https") or not url.host:
+            raise TransportError(f"{call.endpoint}: a redirect to a non-http(s) URL")
+        return replace(call, url=url, auth=False, budgeted=False)
 
     async def _exchange(
         self,
@@ -414,7 +568,8 @@ class RivyaClient:
                     noted = True
                     self._answered(call, attempt, resp.status, resp.headers, sent_at)
                     return await consume(resp)
-                err = self._refusal(call, resp.status, await resp.read(), resp.headers)
+                body = await _read_at_most(resp, MAX_ERROR_BODY_BYTES)
+                err = self._refusal(call, resp.status, body, resp.headers)
                 noted = True
                 self._answered(call, attempt, resp.status, resp.headers, sent_at, err)
                 raise err
@@ -431,12 +586,17 @@ class RivyaClient:
         """The TransportError for an aiohttp failure; the exchange's note if nothing answered."""
         detail = str(exc) if not isinstance(exc, aiohttp.ClientResponseError) else exc.message
         what = type(exc).__name__ + (f": {detail}" if detail else "")
-        if isinstance(exc, TimeoutError):
+        stalled = isinstance(exc, TimeoutError) and call.is_download
+        if stalled:
+            what = f"no data for {self._download_idle_s:g}s (download_idle_s)"
+        elif isinstance(exc, TimeoutError):
             what = f"no answer within {self._timeout_s:g}s"
+        what = self._say(what)
         log.debug("%s %s -> no answer (%s) attempt=%d", call.method, call.url.path, what, attempt)
         if not answered:  # a body cut after its status was noted is still one exchange
             self._emit(RequestAnswered(call.endpoint, None))
-        return TransportError(self._scrub(f"{call.endpoint}: {what}"))
+        kind = DownloadTimeoutError if stalled else TransportError
+        return kind(f"{call.endpoint}: {what}")
 
     def _answered(
         self,
@@ -478,37 +638,49 @@ class RivyaClient:
         payload = json_or_none(body)
         if payload is None:
             raise TransportError(f"{call.endpoint} answered 2xx with a body that is not JSON")
+        if self._api_key and isinstance(payload, dict | list):
+            # A server that echoes the key must not put it in anything we keep or show.
+            payload = json_or_none(body.replace(self._api_key.encode(), REDACTED.encode()))
         return payload
 
     def _error(
         self, call: _Call, status: int, body: bytes, headers: Mapping[str, str]
     ) -> BatchgenError:
         if 300 <= status < 400:
-            where = self._scrub(str(URL(headers.get("Location", "")).with_query(None)))
+            where = self._say(safe_url(headers.get("Location", "") or "(no Location)"))
             return ClientRequestError(
-                f"{call.endpoint} answered HTTP {status}, a redirect to {where}",
+                f"{call.endpoint} answered HTTP {status}, a redirect to {where}; API calls are "
+                "never redirected (the key would follow)",
                 code=f"http_{status}",
                 status=status,
-                hint="Check RIVYA_BASE_URL: it should be the API's own address.",
+                hint="Check RIVYA_BASE_URL: it should be the API's own address "
+                f"({safe_url(str(self._base))} answered with a redirect).",
             )
         if self._api_key:  # a server that echoes the key must not put it in our messages
-            body = body.replace(self._api_key.encode(), b"[redacted]")
-        return error_from_answer(status, body, headers, endpoint=call.endpoint, scope=call.scope)
+            body = body.replace(self._api_key.encode(), REDACTED.encode())
+        err = error_from_answer(status, body, headers, endpoint=call.endpoint, scope=call.scope)
+        if isinstance(err, RateLimitedError | ServiceDisabledError):
+            err.retry_after_s = clamp_retry_after(err.retry_after_s, self._retry.deadline_s)
+        err.message = self._say(err.message)
+        err.args = (err.message,)
+        return err
 
     def _refusal(
         self, call: _Call, status: int, body: bytes, headers: Mapping[str, str]
-    ) -> BatchgenError:
+    ) -> BatchgenError | _Redirected:
         """The typed error of a non-2xx answer: an expired result, an unavailable reference or a
         refusal from a foreign host (never AuthError & co), else the API's own (``_error``)."""
-        where = str(call.url.with_query(None))
+        where = self._say(safe_url(str(call.url)))
         refused = 400 <= status < 500 and status != 429
         foreign = call.url.origin() != self._base.origin()
-        if call.endpoint == RESULT and result_gone(status, foreign=foreign):
+        if call.is_download and 300 <= status < 400 and "Location" in headers:
+            return _Redirected(headers["Location"])
+        if call.endpoint == RESULT and result_gone(status):
             return ResultExpiredError(
-                f"the result URL {where} answered HTTP {status}: it has expired",
+                f"the result URL {where} answered HTTP {status}: it has expired or no longer holds",
                 hint="Fetch the task again for fresh result URLs.",
             )
-        if refused and (call.endpoint == REFERENCE or foreign):
+        if refused and (call.is_download or foreign):
             # Never AuthError & co: only the API's own answers may stop the whole run.
             code = "reference_unavailable" if call.endpoint == REFERENCE else f"http_{status}"
             return ClientRequestError(
@@ -517,7 +689,19 @@ class RivyaClient:
         return self._error(call, status, body, headers)
 
 
-async def _read_capped(resp: aiohttp.ClientResponse, call: _Call, cap: int) -> bytes:
+async def _read_at_most(resp: aiohttp.ClientResponse, limit: int) -> bytes:
+    """At most ``limit`` bytes of the body (an endless body cannot fill the memory)."""
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in resp.content.iter_chunked(min(limit, CHUNK_BYTES)):
+        parts.append(chunk[: limit - size])
+        size += len(parts[-1])
+        if size >= limit:
+            break
+    return b"".join(parts)
+
+
+async def _read_capped(resp: aiohttp.ClientResponse, cap: int) -> bytes:
     """The whole body, refusing (``ValidationFailedError``) anything over ``cap`` bytes."""
     declared = resp.content_length
     parts: list[bytes] = []
@@ -530,7 +714,7 @@ async def _read_capped(resp: aiohttp.ClientResponse, call: _Call, cap: int) -> b
             parts.append(chunk)
     if (declared is not None and declared > cap) or size > cap:
         raise ValidationFailedError(
-            f"the reference {call.url.with_query(None)} is larger than the {cap:,}-byte limit",
+            f"the reference {safe_url(str(resp.url))} is larger than the {cap:,}-byte limit",
             code="reference_too_large",
             status=resp.status,
         )

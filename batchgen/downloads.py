@@ -59,14 +59,19 @@ class Downloader:
         (the stored ones are from an earlier run and may have expired or moved)."""
         if fresh:
             row = await self._refreshed(row)
+        last = ""
         for refreshes in range(MAX_URL_REFRESHES + 1):
             try:
                 return row, await self._download(row, spec, list(row.result_urls))
-            except ResultExpiredError:
+            except ResultExpiredError as exc:  # 401/403/404/410 on a result, any host
+                last = exc.message
                 if refreshes >= MAX_URL_REFRESHES:
                     break
                 row = await self._refreshed(row)
-        raise LocalJobError("result_expired", "the result URLs kept expiring")
+        raise LocalJobError(
+            "result_expired",
+            f"the result URLs kept expiring after {MAX_URL_REFRESHES} refreshes ({last})",
+        )
 
     async def _refreshed(self, row: JobRow) -> JobRow:
         """The task fetched again for fresh result URLs, recorded. The answer is checked, not

@@ -19,16 +19,22 @@ command with is decided in one place, ``batchgen.outcome.error_exit_code`` (show
     │   │   ├── NotFoundError             404 not_found
     │   │   ├── IdempotencyConflictError  409 idempotency_conflict: never fails the job (the
     │   │   │                             service holds a task for its key); stops submitting
-    │   │   └── ClientRequestError        any other / unknown 4xx
+    │   │   ├── ClientRequestError        any other / unknown 4xx
+    │   │   └── BadAnswerError            bad_answer: a 2xx whose content cannot be trusted
+    │   │                                 (credits out of range, an unsafe id, our key echoed)
     │   ├── InsufficientCreditsError   4  402 insufficient_credits: stop submitting, resumable
     │   └── TransientApiError             retried with backoff (same idempotency key)
     │       ├── RateLimitedError          429 rate_limited (.retry_after_s may be None)
     │       ├── ServiceUnavailableError   503 public_api_disabled
+    │       │   └── ServiceDisabledError      ... with its Retry-After (.retry_after_s)
     │       └── ServerError               any other 5xx, known or unknown code
     ├── TransportError                    no usable answer: reset, timeout, bad body (retried)
+    │   └── DownloadTimeoutError          a download outlasted its deadline (download_timeout)
     ├── ResultExpiredError                a result URL answered 404/410: fetch the task again
     ├── LocalJobError                     a local problem fails one job (unreadable reference,
-    │                                     a reference changed since validation, bad file name)
+    │   │                                 a reference changed since validation, bad file name)
+    │   └── ResultRefusedError            a result the client will not keep: too large
+    │                                     (result_too_large), not a video (result_not_video)
     ├── OutputWriteError                  a result file cannot be written (disk full, read-only
     │                                     or vanished folder): the job stays downloading (its
     │                                     task is paid for), the run stops submitting, exit 4
@@ -226,6 +232,36 @@ class Interrupted(BatchgenError):
             hint="Run the same command again to resume: finished jobs are kept.",
         )
         self.signum = signum
+
+
+class BadAnswerError(JobApiError):
+    """A 2xx answer the client cannot trust for this job (code ``bad_answer``): a number out of
+    range, an id unsafe in a URL or a terminal, the API key echoed back. That job fails; the run
+    goes on. The message names the field and (a cleaned, truncated) value."""
+
+    def __init__(self, message: str, *, status: int = 200, request_id: str | None = None) -> None:
+        super().__init__(message, code="bad_answer", status=status, request_id=request_id)
+
+
+class ServiceDisabledError(ServiceUnavailableError):
+    """503 public_api_disabled; ``retry_after_s`` is its Retry-After in seconds, if sent."""
+
+    def __init__(self, message: str, *, retry_after_s: float | None = None, **kw: object) -> None:
+        super().__init__(message, **kw)  # type: ignore[arg-type]
+        self.retry_after_s = retry_after_s
+
+
+class DownloadTimeoutError(TransportError):
+    """A download (a result or a reference) outlasted its overall deadline, or stalled: retried
+    like any transport error. ``code`` is ``download_timeout``."""
+
+    code = "download_timeout"
+
+
+class ResultRefusedError(LocalJobError):
+    """A result file the client refuses to keep (``result_too_large``: over
+    ``max_result_bytes``; ``result_not_video``: its first bytes are no MP4/MOV or WebM/Matroska
+    container). Nothing is left on disk; that job fails its download, the run goes on."""
 
 
 RETRYABLE: tuple[type[BaseException], ...] = (TransientApiError, TransportError)

@@ -15,7 +15,7 @@ from typing import Any
 import anyio
 
 from batchgen.client import RivyaClient
-from batchgen.contract import MAX_REFERENCE_BYTES
+from batchgen.contract import MAX_REFERENCE_BYTES, sniff_image_mime
 from batchgen.errors import LocalJobError
 from batchgen.events import EventBus, Uploaded
 from batchgen.manifest.localfile import LocalFileError, read_capped
@@ -28,6 +28,7 @@ from batchgen.models import (
     parse_timestamp,
 )
 from batchgen.store import StateStore
+from batchgen.wire import DEFAULT_FILE_TTL_S
 
 log = logging.getLogger("batchgen.uploads")
 
@@ -73,7 +74,8 @@ class Uploader:
         lock = self._locks.setdefault(source_key, anyio.Lock())
         async with lock:
             stored = self.store.upload_for(source_key)
-            if stored and not expires_soon(stored.expires_at, stored.uploaded_at):
+            usable = stored is not None and bool(stored.mime_type)  # never mimeType: ""
+            if stored and usable and not expires_soon(stored.expires_at, stored.uploaded_at):
                 return UploadedFile(
                     id=stored.file_id,
                     url=stored.url,
@@ -83,8 +85,9 @@ class Uploader:
                     expires_at=stored.expires_at,
                 )
             data = await self._read(ref)
+            mime = sniff_image_mime(data[:16]) or ref.mime_type  # the bytes sent decide
             up = await self.client.upload_file(
-                data, upload_name(ref), kind="image", model=self.model
+                data, upload_name(ref), kind="image", model=self.model, mime_type=mime
             )
             self.store.save_upload(source_key, up)
             self.bus.emit(Uploaded(source=ref.source, file_id=up.id, size_bytes=len(data)))
@@ -121,10 +124,11 @@ def read_local_reference(ref: Reference) -> bytes:
 
 
 def expires_soon(expires_at: str | None, uploaded_at: str | None) -> bool:
-    """True when an upload expires within the margin (or its expiry cannot be read)."""
-    if not expires_at:
-        return False
+    """True when an upload expires within the margin (or its expiry cannot be read). An
+    upload recorded without an expiry is taken to live ``DEFAULT_FILE_TTL_S`` (an hour)."""
     expires, uploaded = parse_timestamp(expires_at), parse_timestamp(uploaded_at)
+    if not expires_at and uploaded is not None:
+        expires = uploaded + DEFAULT_FILE_TTL_S
     if expires is None:
         return True
     margin = UPLOAD_REUSE_MARGIN_S

@@ -10,6 +10,10 @@ aiohttp, no logging. ``batchgen.client`` does the I/O and calls these to read wh
   the retry policy read that typed value, never the header.
 * ``parse_task`` and ``parse_uploaded_file`` read the objects of 2xx answers, tolerating nulls.
 * ``check_base_url`` and ``check_api_key`` decide whether the key may travel to a base URL.
+* Server text is never trusted: ``clean_text`` makes it safe for a terminal (no control
+  characters or ANSI escapes, capped length), ``safe_url`` shows a URL without its userinfo,
+  query or fragment, ``is_safe_id`` decides whether an id may go into a URL path or a message,
+  and numbers out of range make a ``BadAnswerError`` (that job fails; the run goes on).
 * ``ClientStats`` counts the client's request events (``batchgen.events``) by endpoint and
   status, shaped like the emulator ledger.
 """
@@ -19,6 +23,8 @@ from __future__ import annotations
 import ipaddress
 import json
 import math
+import re
+import time
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -31,6 +37,7 @@ from yarl import URL
 from batchgen.errors import (
     ApiError,
     AuthError,
+    BadAnswerError,
     ClientRequestError,
     ConfigError,
     IdempotencyConflictError,
@@ -39,12 +46,13 @@ from batchgen.errors import (
     RateLimitedError,
     ScopeDeniedError,
     ServerError,
+    ServiceDisabledError,
     ServiceUnavailableError,
     TransportError,
     ValidationFailedError,
 )
 from batchgen.events import Event, RateLimited, RequestAnswered, RequestRetried
-from batchgen.models import RemoteStatus, RemoteTask, UploadedFile
+from batchgen.models import RemoteStatus, RemoteTask, UploadedFile, parse_timestamp
 
 SCOPES = (
     "models:read",
@@ -65,6 +73,17 @@ _JOB_ERRORS_BY_STATUS: Mapping[int, type[ApiError]] = {
     400: ValidationFailedError,
     404: NotFoundError,
     409: IdempotencyConflictError,
+}
+MAX_CREDITS = 1_000_000  # a task's reserved/final credits outside 0..this are a bad answer
+MAX_TEXT_CHARS = 500  # server text (messages, codes, statuses) shown at most this long
+MAX_URL_CHARS = 200  # URLs in messages are cut to this
+MAX_RETRY_AFTER_S = 3600.0  # a Retry-After is never honoured for longer than an hour
+DEFAULT_FILE_TTL_S = 3600.0  # an upload of unknown expiry is reused for at most an hour
+SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}")  # task and file ids
+_EXTENSIONS: Mapping[str, tuple[str, ...]] = {
+    "image/jpeg": (".jpg", ".jpeg"),
+    "image/png": (".png",),
+    "image/webp": (".webp",),
 }
 _HINTS: Mapping[type[ApiError], str] = {
     AuthError: "Check RIVYA_API_KEY: it must be a current key for this base URL. Nothing was "
@@ -122,6 +141,68 @@ def check_api_key(api_key: str | None) -> None:
         )
 
 
+# --------------------------------------------------------------------------- server text
+
+# ANSI/VT escape sequences: CSI (ESC [ ... final), OSC (ESC ] ... BEL or ST), and two-byte ones.
+_ESCAPES = re.compile(
+    r"\x1b(?:\[[0-?]*[ -/]*[@-~]?|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-_]?)|\x9b[0-?]*[ -/]*[@-~]?"
+)
+_BREAKS = re.compile("[\t\n\r\v\f\u2028\u2029\x85]+")
+# C0 and C1 controls, DEL, and the bidi controls that reorder what a terminal shows.
+_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/?#]*@")
+_URL_TOKEN = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
+
+
+def clean_text(text: object, limit: int = MAX_TEXT_CHARS) -> str:
+    """``text`` made safe to print (pure): ANSI escapes removed, line breaks and tabs turned
+    into one space, other control (and bidi) characters into ``?``, at most ``limit``
+    characters (the last one ``…`` when cut)."""
+    value = text if isinstance(text, str) else str(text)
+    value = _ESCAPES.sub("", value[: limit * 4])
+    value = _CONTROLS.sub("?", _BREAKS.sub(" ", value))
+    return value if len(value) <= limit else value[: max(0, limit - 1)] + "…"
+
+
+def safe_url(url: str, limit: int = MAX_URL_CHARS) -> str:
+    """``url`` fit for a message (pure): no userinfo (``https://KEY@host`` -> ``https://host``),
+    no query, no fragment, cleaned (``clean_text``) and cut to ``limit`` characters. Works on
+    text that does not parse as a URL too."""
+    text = url if isinstance(url, str) else str(url)
+    text = re.split(r"[?#]", text, maxsplit=1)[0]
+    text = _USERINFO.sub(r"\1", text.strip())
+    return clean_text(text, limit)
+
+
+def safe_urls_in(text: str) -> str:
+    """``text`` with every URL in it replaced by its ``safe_url`` form (pure)."""
+    return _URL_TOKEN.sub(lambda m: safe_url(m.group()), text)
+
+
+def is_safe_id(value: object) -> bool:
+    """True for a task or file id that may go into a URL path and a message: 1-128 characters
+    of ``[A-Za-z0-9_.:-]``, starting with a letter or digit (so never ``.`` or ``..``)."""
+    return isinstance(value, str) and SAFE_ID.fullmatch(value) is not None
+
+
+def shown(value: object, limit: int = 60) -> str:
+    """A value from an answer as a message shows it: its repr, cleaned and cut."""
+    try:
+        text = repr(value)
+    except ValueError:  # an int too long to print
+        text = f"<{type(value).__name__} too long to show>"
+    return clean_text(text, limit)
+
+
+def clamp_retry_after(seconds: float | None, deadline_s: float | None) -> float | None:
+    """A server's Retry-After as the client honours it (pure): at most an hour and at most the
+    retry deadline, so one answer cannot pause every worker indefinitely."""
+    if seconds is None:
+        return None
+    cap = MAX_RETRY_AFTER_S if deadline_s is None else min(MAX_RETRY_AFTER_S, deadline_s)
+    return min(max(0.0, seconds), cap)
+
+
 # --------------------------------------------------------------------------- errors
 
 
@@ -157,15 +238,16 @@ def parse_envelope(status: int, body: bytes, headers: Mapping[str, str]) -> Enve
     if isinstance(error, dict):
         error = error.get("error", error)
     if not isinstance(error, dict):
-        kind = headers.get("Content-Type", "no content type").split(";")[0]
+        kind = clean_text(headers.get("Content-Type", "no content type").split(";")[0], 80)
+        header_id = clean_text(header_id, 100) if header_id else None
         return Envelope(f"http_{status}", f"no error envelope ({kind} body)", header_id)
     code = error.get("code")
     message = error.get("message")
     request_id = error.get("requestId") or error.get("request_id") or header_id
     return Envelope(
-        code=code if isinstance(code, str) and code else f"http_{status}",
-        message=message if isinstance(message, str) else "(no message)",
-        request_id=request_id if isinstance(request_id, str) else None,
+        code=clean_text(code, 100) if isinstance(code, str) and code else f"http_{status}",
+        message=clean_text(message) if isinstance(message, str) else "(no message)",
+        request_id=clean_text(request_id, 100) if isinstance(request_id, str) else None,
     )
 
 
@@ -209,9 +291,11 @@ def error_from_answer(
         "request_id": env.request_id,
         "hint": hint,
     }
-    if kind is RateLimitedError:
+    if kind is RateLimitedError or kind is ServiceUnavailableError:
         wait = parse_retry_after(headers.get("Retry-After"), now or server_now(headers))
-        return RateLimitedError(text, retry_after_s=wait, **common)
+        if kind is RateLimitedError:
+            return RateLimitedError(text, retry_after_s=wait, **common)
+        return ServiceDisabledError(text, retry_after_s=wait, **common)
     return kind(text, **common)
 
 
@@ -281,52 +365,125 @@ def _result_urls(result: object) -> tuple[str, ...]:
     return tuple(dict.fromkeys(urls))
 
 
+def _credits(payload: Mapping[str, Any], name: str) -> int | None:
+    """A task's credit field: absent or null is None; a whole number in 0..``MAX_CREDITS`` is
+    itself; anything else (negative, huge, NaN, a string, a bool) is a ``BadAnswerError``."""
+    value = payload.get(name)
+    if value is None:
+        return None
+    number = int_or_none(value) if not isinstance(value, float) or math.isfinite(value) else None
+    if number is None or not 0 <= number <= MAX_CREDITS:
+        raise BadAnswerError(
+            f"the task's {name} is {shown(value)}, not a whole number of credits in "
+            f"0..{MAX_CREDITS:,}"
+        )
+    return number
+
+
+def _timestamp(value: object) -> str | None:
+    """An ISO-8601 timestamp as sent, or None when absent or unreadable (never an error)."""
+    if not isinstance(value, str) or not value or len(value) > 64:
+        return None
+    try:
+        readable = parse_timestamp(value) is not None
+    except (OverflowError, OSError, ValueError):
+        readable = False
+    return clean_text(value, 64) if readable else None
+
+
+def checked_id(value: object, what: str) -> str:
+    """``value`` if it is a safe id (``is_safe_id``), else a ``BadAnswerError`` naming it."""
+    if isinstance(value, str) and is_safe_id(value):
+        return value
+    raise BadAnswerError(
+        f"the {what} id {shown(value)} is not a safe id (1-128 characters of "
+        "letters, digits and _.:-)"
+    )
+
+
 def parse_task(payload: object, *, replayed: bool = False) -> RemoteTask:
-    """The task object of a 2xx answer; ``result`` and ``error`` may be null, status any text."""
+    """The task object of a 2xx answer; ``result`` and ``error`` may be null, status any text.
+
+    The id must be safe (``is_safe_id``) and the credits in range, else ``BadAnswerError``;
+    timestamps that do not parse are dropped; server text is cleaned (``clean_text``)."""
     if not isinstance(payload, dict) or not isinstance(payload.get("id"), str) or not payload["id"]:
         raise TransportError("the API answered 2xx without a task object (no 'id')")
+    task_id = checked_id(payload["id"], "task")
     error = payload.get("error")
     error = error if isinstance(error, dict) else {}
     code, message = error.get("code"), error.get("message")
     status = payload.get("status")
     return RemoteTask(
-        id=payload["id"],
+        id=task_id,
         status=RemoteStatus.parse(status),
-        raw_status=status if isinstance(status, str) else None,
-        reserved_credits=int_or_none(payload.get("reserved_credits")),
-        final_credits=int_or_none(payload.get("final_credits")),
+        raw_status=clean_text(status, 100) if isinstance(status, str) else None,
+        reserved_credits=_credits(payload, "reserved_credits"),
+        final_credits=_credits(payload, "final_credits"),
         result_urls=_result_urls(payload.get("result")),
-        error_code=code if isinstance(code, str) else None,
-        error_message=message if isinstance(message, str) else None,
+        error_code=clean_text(code, 100) if isinstance(code, str) else None,
+        error_message=clean_text(message) if isinstance(message, str) else None,
         replayed=replayed,
-        created_at=_str_or_none(payload.get("created_at")),
-        updated_at=_str_or_none(payload.get("updated_at")),
+        created_at=_timestamp(payload.get("created_at")),
+        updated_at=_timestamp(payload.get("updated_at")),
     )
 
 
-def parse_uploaded_file(payload: object, *, name: str, size_bytes: int) -> UploadedFile:
-    """The file object of a 2xx upload answer, with its id under ``id`` or ``file_id``."""
+def parse_uploaded_file(
+    payload: object,
+    *,
+    name: str,
+    size_bytes: int,
+    mime_type: str = "application/octet-stream",
+    now: float | None = None,
+) -> UploadedFile:
+    """The file object of a 2xx upload answer. Only ``url`` is required (the contract names
+    only ``url`` and ``duration_token``): the id (``id``, ``file_id`` or absent: ""), MIME type,
+    size and expiry are taken when present and sane, else the caller's ``mime_type`` (what
+    batchgen detected), the local ``size_bytes``, and an expiry ``DEFAULT_FILE_TTL_S`` after
+    ``now`` (so an upload of unknown lifetime is not reused forever)."""
     if not isinstance(payload, dict):
         raise TransportError("the Files API answered 2xx without a file object")
-    file_id = payload.get("id") or payload.get("file_id")
     url = payload.get("url")
-    if not isinstance(file_id, str) or not isinstance(url, str) or not url:
-        raise TransportError("the Files API answered 2xx without a file id and url")
+    if not isinstance(url, str) or not url.startswith(("https://", "http://")):
+        raise TransportError("the Files API answered 2xx without a file url")
+    raw_id = payload.get("id") or payload.get("file_id")
+    file_id = "" if raw_id is None or raw_id == "" else checked_id(raw_id, "file")
     mime, stored_name = payload.get("mime_type"), payload.get("name")
-    expires = payload.get("expires_at")
+    size = int_or_none(payload.get("size_bytes"))
     return UploadedFile(
         id=file_id,
         url=url,
-        mime_type=mime if isinstance(mime, str) else "",
-        size_bytes=int_or_none(payload.get("size_bytes")) or size_bytes,
-        name=stored_name if isinstance(stored_name, str) and stored_name else name,
-        expires_at=expires if isinstance(expires, str) else None,
+        mime_type=mime if isinstance(mime, str) and _MIME.fullmatch(mime) else mime_type,
+        size_bytes=size if size is not None and 0 < size < 2**40 else size_bytes,
+        name=clean_text(stored_name, 200) if isinstance(stored_name, str) and stored_name else name,
+        expires_at=_timestamp(payload.get("expires_at")) or _default_expiry(now),
     )
 
 
-def result_gone(status: int, *, foreign: bool) -> bool:
-    """404/410 mean an expired result URL; so do 401/403 from a foreign (signed-URL) host."""
-    return status in (404, 410) or (foreign and status in (401, 403))
+_MIME = re.compile(r"[a-z]+/[A-Za-z0-9.+-]{1,100}")
+
+
+def _default_expiry(now: float | None) -> str:
+    when = datetime.fromtimestamp((time.time() if now is None else now) + DEFAULT_FILE_TTL_S, UTC)
+    return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def upload_filename(name: str, mime_type: str) -> str:
+    """The file name an upload is sent under: ``name`` with the extension of its detected
+    type (``hero.jpg`` holding PNG bytes is sent as ``hero.png``); unknown types keep it."""
+    extensions = _EXTENSIONS.get(mime_type)
+    if not extensions:
+        return name
+    stem, dot, ext = name.rpartition(".")
+    if dot and stem and f".{ext.lower()}" in extensions:
+        return name
+    return (stem if dot and stem else name) + extensions[0]
+
+
+def result_gone(status: int) -> bool:
+    """401/403/404/410 on a result URL (any host, the API's included) mean it expired or its
+    signature no longer holds: fetch the task again. Never an ``AuthError``."""
+    return status in (401, 403, 404, 410)
 
 
 # --------------------------------------------------------------------------- stats
