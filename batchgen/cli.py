@@ -147,6 +147,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         max_in_flight=args.max_in_flight,
         retry_failed=args.retry_failed,
         verify=args.verify,
+        max_result_bytes=int(args.max_video_mb * 1_000_000) if args.max_video_mb else None,
+        download_deadline_s=args.download_deadline,
         key_lifetime_s=args.key_lifetime,
         resend_expired=args.resend_expired,
         handle_signals=True,
@@ -405,6 +407,20 @@ def _add_run(
         action="store_true",
         help="check every recorded video's sha256, not only its size (reads every file); "
         "a damaged one is downloaded again",
+    )
+    p.add_argument(
+        "--max-video-mb",
+        type=_positive_float,
+        metavar="MB",
+        help="refuse a result file larger than this (default 500; a hostile or broken server "
+        "cannot fill the disk)",
+    )
+    p.add_argument(
+        "--download-deadline",
+        type=_positive_float,
+        metavar="S",
+        help="seconds one download of one video may take, however slowly it trickles "
+        "(default 600); a slower one is retried, then left for a rerun",
     )
     p.add_argument(
         "--key-lifetime",

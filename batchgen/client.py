@@ -76,7 +76,13 @@ from batchgen.errors import (
     ValidationFailedError,
 )
 from batchgen.events import Event, EventBus, RateLimited, RequestAnswered, RequestRetried
-from batchgen.files import CHUNK_BYTES, Bounds, stream_to_file
+from batchgen.files import (
+    CHUNK_BYTES,
+    DOWNLOAD_DEADLINE_S,
+    MAX_RESULT_BYTES,
+    Bounds,
+    stream_to_file,
+)
 from batchgen.limits import RequestLimiter
 from batchgen.models import MODEL_ID, RemoteTask, UploadedFile
 from batchgen.redact import REDACTED
@@ -108,8 +114,6 @@ RESULT = "GET result"  # endpoint label of result downloads (any host)
 REFERENCE = "GET reference"  # endpoint label of reference fetches (any host)
 DEFAULT_USER_AGENT = f"batchgen/{__version__}"
 MAX_REFERENCE_BYTES = 10_000_000  # the contract's "10 MB", read as the smaller (decimal) limit
-MAX_RESULT_BYTES = 500_000_000  # a result video larger than 500 MB is refused
-DOWNLOAD_DEADLINE_S = 600.0  # one attempt at one file (a result or a reference), all of it
 MAX_ANSWER_BYTES = 8 * 1024 * 1024  # a JSON answer larger than this is not read
 MAX_ERROR_BODY_BYTES = 64 * 1024  # of an error answer's body, only this much is read
 MAX_REDIRECTS = 5  # hops a result or reference URL may redirect (followed without the key)

@@ -151,6 +151,8 @@ async def _run_async(
                 connection.api_key,
                 limiter=limiter,
                 retry=config.retry,
+                max_result_bytes=config.max_result_bytes,
+                download_deadline_s=config.download_deadline_s,
                 events=bus,
             )
         )

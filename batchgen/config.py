@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 
 from batchgen.errors import ConfigError, StateError
 from batchgen.events import Subscriber
+from batchgen.files import DOWNLOAD_DEADLINE_S, MAX_RESULT_BYTES
 from batchgen.gates import Gate
 from batchgen.keys import DEFAULT_KEY_LIFETIME_S
 from batchgen.models import Limits, Manifest
@@ -143,6 +144,8 @@ class RunSettings:
     max_in_flight: int | None = None
     retry_failed: bool = False
     verify: bool = False  # check each recorded video's sha256, not only its size
+    max_result_bytes: int | None = None  # a larger result is refused (default 500 MB)
+    download_deadline_s: float | None = None  # one attempt at one result file (default 600 s)
     key_lifetime_s: float | None = None  # how long the service remembers an Idempotency-Key
     resend_expired: bool = False  # resend mid-submit jobs whose key may be forgotten
     retry: RetryPolicy | None = None
@@ -170,6 +173,8 @@ class RunConfig:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     retry_failed: bool = False
     verify: bool = False
+    max_result_bytes: int = MAX_RESULT_BYTES
+    download_deadline_s: float = DOWNLOAD_DEADLINE_S
     key_lifetime_s: float = DEFAULT_KEY_LIFETIME_S  # see batchgen.keys
     resend_expired: bool = False  # resend even a key older than key_lifetime_s (may pay twice)
     handle_signals: bool = False
@@ -282,6 +287,8 @@ def resolve_run_config(
         retry=settings.retry or RetryPolicy(),
         retry_failed=settings.retry_failed,
         verify=settings.verify,
+        max_result_bytes=settings.max_result_bytes or MAX_RESULT_BYTES,
+        download_deadline_s=settings.download_deadline_s or DOWNLOAD_DEADLINE_S,
         key_lifetime_s=(
             DEFAULT_KEY_LIFETIME_S if settings.key_lifetime_s is None else settings.key_lifetime_s
         ),

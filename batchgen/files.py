@@ -47,6 +47,10 @@ def looks_like_video(head: bytes) -> bool:
     return head[4:8] == b"ftyp" or head.startswith(EBML_MAGIC)
 
 
+MAX_RESULT_BYTES = 500_000_000  # a result video larger than 500 MB is refused
+DOWNLOAD_DEADLINE_S = 600.0  # one attempt at one file (a result or a reference), all of it
+
+
 @dataclass(frozen=True)
 class Bounds:
     """What a result body must be: at most ``max_bytes`` (None: no cap), and a video when

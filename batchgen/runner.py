@@ -291,16 +291,11 @@ class Runner:
         except IdempotencyConflictError as exc:
             self._key_conflict(self.store.job(row.job_key), spec, exc)
         except JobApiError as exc:
-            if await self._refused_for_credits(row.job_key, exc):
-                self._credits_out(self.store.job(row.job_key), spec, exc.message)
-            else:
-                self._fail(row.job_key, spec, exc.code, exc.message, exc.request_id)
+            await self._refused(row.job_key, spec, exc)
         except RunWideApiError:
             raise
         except (RetryExhaustedError, TransportError) as exc:
-            self.outcome.unfinished += 1
-            self.outcome.stop(StopReason.UNFINISHED)
-            self.bus.emit(JobUnfinished(job_id=spec.id, error=str(exc)))
+            self._unfinished(spec, exc)
         except LocalJobError as exc:
             self._fail(row.job_key, spec, exc.code, exc.message, None)
         except OutputWriteError as exc:
@@ -464,10 +459,30 @@ class Runner:
             return False
         return wallet < self._price
 
+    async def _refused(self, key: str, spec: JobSpec, exc: JobApiError) -> None:
+        """The service refused a request of this job (or answered it unreadably)."""
+        if exc.code == "bad_answer" and self._mid_submit(key):
+            # the create answer was unreadable (an unsafe id, absurd credits): a task may exist
+            # and be paid for, so the job is never failed: it stays resumable
+            self._unfinished(spec, exc)
+        elif await self._refused_for_credits(key, exc):
+            self._credits_out(self.store.job(key), spec, exc.message)
+        else:
+            self._fail(key, spec, exc.code, exc.message, exc.request_id)
+
+    def _unfinished(self, spec: JobSpec, exc: Exception) -> None:
+        """The job is left where it is for a later run (its errors outlasted this one)."""
+        self.outcome.unfinished += 1
+        self.outcome.stop(StopReason.UNFINISHED)
+        self.bus.emit(JobUnfinished(job_id=spec.id, error=str(exc)))
+
+    def _mid_submit(self, key: str) -> bool:
+        return self.store.job(key).status is JobStatus.SUBMITTING
+
     async def _refused_for_credits(self, key: str, exc: JobApiError) -> bool:
         """A create refused with a code that does not say what is wrong with the request may
         be a credit shortage under another name: the wallet is read before the job fails."""
-        if exc.code in CLEAR_REFUSALS or self.store.job(key).status is not JobStatus.SUBMITTING:
+        if exc.code in CLEAR_REFUSALS or not self._mid_submit(key):
             return False
         return await self._wallet_short(None)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from .helpers import batchgen_cmd
 from .hostile_api import HostileApi
 
-SCRIPTS = ("echo", "expired", "cancelled", "limbo", "plain")
+SCRIPTS = ("echo", "expired", "cancelled", "limbo", "absurd", "negative", "plain")
 
 
 def _manifest(folder: Path, scripts: tuple[str, ...] = SCRIPTS) -> Path:
@@ -69,6 +69,8 @@ def test_a_server_that_echoes_the_key_gets_it_stored_or_printed_nowhere(tmp_path
     assert {j: jobs[j]["status"] for j in SCRIPTS} == dict.fromkeys(SCRIPTS, "failed")
     assert jobs["expired"]["error"]["code"] == "expired"
     assert jobs["cancelled"]["error"]["code"] == "cancelled"
+    for absurd in ("absurd", "negative"):  # one job fails with a clear code, the run goes on
+        assert jobs[absurd]["error"]["code"] == "bad_answer", jobs[absurd]
     assert "<redacted>" in jobs["echo"]["error"]["message"]
     assert "paused_for_review" in run.stderr  # an unknown status is named once
     assert api.polls[jobs["limbo"]["task_id"]] == 4  # polled through it, then it failed

@@ -1,0 +1,96 @@
+"""The whole client against the emulator with every reading the contract lists switched on at
+once (the real service may take any of them where its documentation is silent), plus faults."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from batchgen import RunSettings, run_manifest
+from batchgen.emulator import EmulatorConfig, EmulatorThread
+from batchgen.report import ReportStatus
+
+from .helpers import tasks_per_job, write_manifest
+
+PRODUCTS = tuple(f"p{i:02}" for i in range(15))  # 15 x 2 ratios = 30 jobs, + hero with a ref
+
+
+def _settings(emu: EmulatorThread, state: Path, **extra: object) -> RunSettings:
+    env = {"RIVYA_BASE_URL": emu.base_url, "RIVYA_API_KEY": emu.api_key}
+    return RunSettings(state_path=state, time_scale=0.01, env=env, **extra)  # type: ignore[arg-type]
+
+
+@pytest.mark.slow
+def test_every_reading_at_once_with_faults_pays_once_and_keeps_the_key_home(
+    tmp_path: Path,
+) -> None:
+    """All readings on, 8% dropped connections (half of the dropped creates after the task was
+    made), 10% failing tasks: every job ends terminal (reruns allowed, as a user would), one
+    charged task per job, every succeeded video on disk, no request with the key to a result
+    URL."""
+    cfg = EmulatorConfig.with_all_readings(
+        time_scale=0.01, seed=11, rate_limit_per_s=1000.0, drop_rate=0.08, failure_rate=0.10
+    )
+    manifest = write_manifest(tmp_path, products=PRODUCTS)
+    state = tmp_path / "s.db"
+    with EmulatorThread(cfg) as emu:
+        for _ in range(4):  # a drop can outlast the retry policy: the same command again
+            result = run_manifest(manifest, _settings(emu, state))
+            if result.exit_code in (0, 3):
+                break
+        ledger = emu.ledger()
+    assert result.exit_code in (0, 3), result.outcome
+    statuses = Counter(j.status for j in result.report.jobs)
+    assert set(statuses) <= {ReportStatus.SUCCEEDED, ReportStatus.FAILED}, statuses
+    assert statuses[ReportStatus.SUCCEEDED] >= 20
+    charged = Counter(c["task_id"] for c in ledger["charges"] if c["kind"] == "charge")
+    assert set(tasks_per_job(ledger).values()) == {1}, "one task per job"
+    assert all(n == 1 for n in charged.values())
+    for job in result.report.jobs:
+        if job.status is ReportStatus.SUCCEEDED:
+            sizes = zip(job.outputs, job.output_sizes, strict=True)
+            assert all(Path(p).stat().st_size == size for p, size in sizes)
+    fetched = ledger["result_requests"]
+    assert fetched and any(r["origin"] == "other" for r in fetched)
+    assert not any(r["authorization"] for r in fetched), "the key went to a result URL"
+    assert result.report.totals.final_credits == sum(
+        c["amount"] * (1 if c["kind"] == "charge" else -1) for c in ledger["charges"]
+    )
+
+
+def test_out_of_credits_as_a_generic_failure_blocks_and_a_top_up_finishes(
+    tmp_path: Path,
+) -> None:
+    """The wallet holds enough for 8 of 20 jobs and the service says so only by failing tasks
+    (``generation_failed`` or ``error: null``, nothing reserved): the run exits 4 with no job
+    failed; after a top-up the same command finishes with exit 0, each job paid once."""
+    cfg = EmulatorConfig(
+        time_scale=0.01,
+        seed=4,
+        rate_limit_per_s=1000.0,
+        insufficient_credits_mode="generic",
+        starting_credits=8 * 90,
+    )
+    products = tuple(f"p{i}" for i in range(10))  # 20 jobs, no reference (hero is extra)
+    manifest = write_manifest(tmp_path, products=products)
+    text = manifest.read_text()
+    manifest.write_text(text[: text.index("  - id: hero")] + text[text.index("output:") :])
+    state = tmp_path / "s.db"
+    with EmulatorThread(cfg) as emu:
+        first = run_manifest(manifest, _settings(emu, state, max_in_flight=4))
+        assert first.exit_code == 4, first.outcome
+        assert first.report.totals.count(ReportStatus.FAILED) == 0
+        assert first.report.totals.count(ReportStatus.SUCCEEDED) == 8
+        emu.topup(20 * 90)
+        second = run_manifest(manifest, _settings(emu, state, max_in_flight=4))
+        ledger = emu.ledger()
+    assert second.exit_code == 0, second.outcome
+    assert second.report.totals.count(ReportStatus.SUCCEEDED) == 20
+    charges = Counter(c["task_id"] for c in ledger["charges"] if c["kind"] == "charge")
+    paid_jobs = Counter(
+        next(t for t in ledger["tasks"] if t["id"] == task_id)["body"]["client_request_id"]
+        for task_id in charges
+    )
+    assert set(paid_jobs.values()) == {1} and len(paid_jobs) == 20
