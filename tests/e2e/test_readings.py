@@ -94,3 +94,26 @@ def test_out_of_credits_as_a_generic_failure_blocks_and_a_top_up_finishes(
         for task_id in charges
     )
     assert set(paid_jobs.values()) == {1} and len(paid_jobs) == 20
+
+
+def test_an_upload_of_unknown_expiry_refused_later_is_uploaded_again_once(tmp_path: Path) -> None:
+    """The Files API answers only a url (no expiry): batchgen reuses the upload for a while;
+    when the service has forgotten it, the create is refused naming the reference, and the
+    job (still pending, never sent with that upload before) gets one new attempt with a fresh
+    upload, in one transaction. Both jobs succeed; no job is failed or paid twice."""
+    cfg = EmulatorConfig(
+        time_scale=0.01, seed=2, rate_limit_per_s=1000.0, files_answer="minimal", file_ttl_s=0.3
+    )
+    second = '  - id: hero-again\n    prompt: "Again, slower"\n    references: [refs/hero.png]\n'
+    manifest = write_manifest(tmp_path, products=(), extra_jobs=second)
+    text = manifest.read_text()
+    manifest.write_text(text[: text.index("matrix:")] + text[text.index("jobs:") :])
+    state = tmp_path / "s.db"
+    with EmulatorThread(cfg) as emu:
+        result = run_manifest(manifest, _settings(emu, state, max_in_flight=1))
+        ledger = emu.ledger()
+    assert result.exit_code == 0, result.report
+    assert len(ledger["files"]) == 2, "the forgotten upload was made again, once"
+    assert set(tasks_per_job(ledger).values()) == {1}
+    again = next(j for j in result.report.jobs if j.id == "hero-again")
+    assert again.attempt == 2 and not again.earlier_attempts  # the refused attempt made no task
