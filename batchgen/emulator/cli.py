@@ -60,6 +60,8 @@ SWITCH_HELP: dict[str, str] = {
     "end_status_name": "the terminal status those tasks end with (not in the documentation)",
     "interim_status_name": "a status name shown instead of 'processing' while a task runs, "
     "e.g. paused_for_review (default: none)",
+    "extra_params": "comma-separated param names accepted besides the documented five (a "
+    "service that added optional params; any string value), e.g. seed,style",
     "file_ttl_s": "seconds an uploaded file stays usable (real seconds)",
     "file_id_field": "name of the id field in file objects: id, or the file_id variant",
     "files_answer": "file objects in full, or minimal (only url and duration_token)",
@@ -111,6 +113,7 @@ METAVARS = {
     "rate_limit_per_s": "N",
     "time_scale": "FACTOR",
     "interim_status_name": "NAME",
+    "extra_params": "NAMES",
 }
 
 

@@ -133,6 +133,9 @@ class EmulatorConfig:
     end_status_rate: float = 0.0  # share of would-be successes ending with end_status_name
     end_status_name: str = "cancelled"  # a terminal status the documentation does not list
     interim_status_name: str = ""  # when set, shown instead of "processing"
+    # a service that added optional params: comma-separated names accepted (any string value)
+    # besides the documented five, as the compatibility policy allows
+    extra_params: str = ""
     # --- files
     file_ttl_s: float = 86400.0  # uploaded files expire after this (real seconds)
     file_id_field: str = "id"  # id | file_id: name of the id field in file objects

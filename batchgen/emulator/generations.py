@@ -23,6 +23,7 @@ def create_task(state: EmulatorState, key: ApiKey, body: Any, idem_key: str | No
         body,
         lambda url: state.files.resolve(key.account, url, now),
         count_utf16=cfg.prompt_count == "utf16",
+        extra_params=frozenset(n.strip() for n in cfg.extra_params.split(",") if n.strip()),
     )
     model = body["model"]
     price = cfg.prices.get(model, MODELS[model]["base_credits"])

@@ -24,12 +24,17 @@ FileResolver = Callable[[str], "tuple[str, str] | str"]
 
 
 def validate_generation(
-    body: Any, resolve_file: FileResolver, *, count_utf16: bool = False
+    body: Any,
+    resolve_file: FileResolver,
+    *,
+    count_utf16: bool = False,
+    extra_params: frozenset[str] = frozenset(),
 ) -> dict[str, str]:
     """Check a create body; return its params as strings with defaults filled in.
 
     ``count_utf16``: count the prompt limit in UTF-16 code units (as a JavaScript backend
     would), so a character outside the Basic Multilingual Plane counts twice.
+    ``extra_params``: param names accepted besides the model's (any string value).
     """
     if not isinstance(body, dict):
         raise validation_failed("the request body must be a JSON object")
@@ -45,7 +50,7 @@ def validate_generation(
     _check_client_request_id(body, problems)
     params: dict[str, str] = {}
     if model is not None:
-        params = _check_params(model, body.get("params", {}), resolve_file, problems)
+        params = _check_params(model, body.get("params", {}), resolve_file, problems, extra_params)
     if problems:
         raise validation_failed("; ".join(problems))
     return params
@@ -81,7 +86,11 @@ def _check_client_request_id(body: dict[str, Any], problems: list[str]) -> None:
 
 
 def _check_params(
-    model: str, params: Any, resolve_file: FileResolver, problems: list[str]
+    model: str,
+    params: Any,
+    resolve_file: FileResolver,
+    problems: list[str],
+    extra_params: frozenset[str] = frozenset(),
 ) -> dict[str, str]:
     if not isinstance(params, dict):
         problems.append("params must be a JSON object")
@@ -91,6 +100,9 @@ def _check_params(
     for key, value in params.items():
         if key == "referenceMediaItems":
             _check_references(model, value, resolve_file, problems)
+        elif key in extra_params:
+            if not isinstance(value, str):
+                problems.append(f"params.{key} must be a string")
         elif key not in options:
             allowed = [*options, "referenceMediaItems"]
             problems.append(f"params.{key} is not a {model} parameter; allowed are {allowed}")

@@ -117,3 +117,27 @@ def test_an_upload_of_unknown_expiry_refused_later_is_uploaded_again_once(tmp_pa
     assert set(tasks_per_job(ledger).values()) == {1}
     again = next(j for j in result.report.jobs if j.id == "hero-again")
     assert again.attempt == 2 and not again.earlier_attempts  # the refused attempt made no task
+
+
+def test_extra_params_reach_a_service_that_knows_them(tmp_path: Path) -> None:
+    """A param batchgen does not know yet, passed through ``extra_params``: sent in string
+    form to a service that accepts it (the job succeeds), refused for that job only by one
+    that does not."""
+    extra = '  - id: seeded\n    prompt: "A lake"\n    extra_params: {seed: 7}\n'
+    for accepted, expected in (("seed", ReportStatus.SUCCEEDED), ("", ReportStatus.FAILED)):
+        folder = tmp_path / (accepted or "none")
+        manifest = write_manifest(folder, products=("a",), extra_jobs=extra)
+        cfg = EmulatorConfig(time_scale=0.01, rate_limit_per_s=1000.0, extra_params=accepted)
+        state = folder / "s.db"
+        with EmulatorThread(cfg) as emu:
+            result = run_manifest(manifest, _settings(emu, state))
+            ledger = emu.ledger()
+        seeded = next(j for j in result.report.jobs if j.id == "seeded")
+        assert seeded.status is expected, seeded
+        others = [j for j in result.report.jobs if j.id != "seeded"]
+        assert all(j.status is ReportStatus.SUCCEEDED for j in others)
+        if accepted:
+            (task,) = [t for t in ledger["tasks"] if t["body"]["client_request_id"] == "t/seeded"]
+            assert task["body"]["params"]["seed"] == "7"
+        else:
+            assert seeded.error is not None and seeded.error.code == "validation_failed"
