@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import sys
+import time
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
@@ -147,6 +148,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         max_in_flight=args.max_in_flight,
         retry_failed=args.retry_failed,
         verify=args.verify,
+        max_credits=args.max_credits,
+        limit=args.limit,
+        until=_submission_deadline(args.until, args.for_),
         max_result_bytes=int(args.max_video_mb * 1_000_000) if args.max_video_mb else None,
         download_deadline_s=args.download_deadline,
         key_lifetime_s=args.key_lifetime,
@@ -203,6 +207,25 @@ def cmd_validate(args: argparse.Namespace) -> int:
         f"{len(refs)} distinct reference file(s); output to {manifest.output_dir}"
     )
     return 0
+
+
+def _submission_deadline(until: str | None, for_: str | None) -> float | None:
+    """``--until HH:MM`` or ``--for DURATION`` as seconds since the epoch (None: neither)."""
+    from datetime import datetime
+
+    from batchgen.gates import parse_duration, parse_until
+
+    try:
+        if until is not None:
+            now = datetime.now().astimezone()
+            when = parse_until(until, now)
+            log.info("submitting until %s (%s)", when.isoformat(timespec="minutes"), when.tzname())
+            return when.timestamp()
+        if for_ is not None:
+            return time.time() + parse_duration(for_)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    return None
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -407,6 +430,34 @@ def _add_run(
         action="store_true",
         help="check every recorded video's sha256, not only its size (reads every file); "
         "a damaged one is downloaded again",
+    )
+    p.add_argument(
+        "--max-credits",
+        type=_positive_int,
+        metavar="N",
+        help="the batch's budget: submit nothing that would take its credits (charged, or held "
+        "by tasks in flight; every version and attempt, refunds counted) past N; overrides "
+        "limits.max_credits",
+    )
+    p.add_argument(
+        "--limit",
+        type=_positive_int,
+        metavar="N",
+        help="submit at most N new jobs in this run (a pilot: try a few before the batch)",
+    )
+    when = p.add_mutually_exclusive_group()
+    when.add_argument(
+        "--until",
+        metavar="HH:MM",
+        help="submit nothing new from this time of day on (the machine's time zone; the next "
+        "such time); tasks in flight are still followed and downloaded",
+    )
+    when.add_argument(
+        "--for",
+        dest="for_",
+        metavar="DURATION",
+        help="submit nothing new after this long (2h, 90m, 1h30m, 45s); tasks in flight are "
+        "still followed and downloaded",
     )
     p.add_argument(
         "--max-video-mb",

@@ -144,6 +144,9 @@ class RunSettings:
     max_in_flight: int | None = None
     retry_failed: bool = False
     verify: bool = False  # check each recorded video's sha256, not only its size
+    max_credits: int | None = None  # the batch's budget (overrides limits.max_credits)
+    limit: int | None = None  # submit at most this many new jobs in this run (a pilot)
+    until: float | None = None  # submit nothing new at or after (seconds since the epoch)
     max_result_bytes: int | None = None  # a larger result is refused (default 500 MB)
     download_deadline_s: float | None = None  # one attempt at one result file (default 600 s)
     key_lifetime_s: float | None = None  # how long the service remembers an Idempotency-Key
@@ -173,6 +176,8 @@ class RunConfig:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     retry_failed: bool = False
     verify: bool = False
+    limit: int | None = None  # new jobs this run may submit (None: all)
+    until: float | None = None  # submission deadline, seconds since the epoch (None: none)
     max_result_bytes: int = MAX_RESULT_BYTES
     download_deadline_s: float = DOWNLOAD_DEADLINE_S
     key_lifetime_s: float = DEFAULT_KEY_LIFETIME_S  # see batchgen.keys
@@ -246,6 +251,7 @@ def resolve_limits(
     rate_per_s: float | None = None,
     burst: int | None = None,
     max_in_flight: int | None = None,
+    max_credits: int | None = None,
 ) -> Limits:
     """Flags override the manifest's ``limits`` (which carry the defaults it did not set)."""
     base = manifest.limits
@@ -253,6 +259,7 @@ def resolve_limits(
         rate_per_s=rate_per_s if rate_per_s is not None else base.rate_per_s,
         burst=burst if burst is not None else base.burst,
         max_in_flight=max_in_flight if max_in_flight is not None else base.max_in_flight,
+        max_credits=max_credits if max_credits is not None else base.max_credits,
     )
 
 
@@ -282,11 +289,14 @@ def resolve_run_config(
             rate_per_s=settings.rate_per_s,
             burst=settings.burst,
             max_in_flight=settings.max_in_flight,
+            max_credits=settings.max_credits,
         ),
         poll=PollPolicy(time_scale=time_scale),
         retry=settings.retry or RetryPolicy(),
         retry_failed=settings.retry_failed,
         verify=settings.verify,
+        limit=settings.limit,
+        until=settings.until,
         max_result_bytes=settings.max_result_bytes or MAX_RESULT_BYTES,
         download_deadline_s=settings.download_deadline_s or DOWNLOAD_DEADLINE_S,
         key_lifetime_s=(

@@ -16,9 +16,12 @@ counts charges) subscribe to the run's events.
 
 from __future__ import annotations
 
+import math
+import re
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Protocol, runtime_checkable
 
 from batchgen.models import JobSpec
@@ -79,8 +82,58 @@ class Deadline:
     def check(self, job: JobSpec) -> Hold | None:
         if self._clock() < self.until:
             return None
-        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.until))
-        return Hold(self.name, StopReason.HELD, f"the submission deadline ({when}) has passed")
+        when = time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(self.until))
+        return Hold(
+            self.name,
+            StopReason.HELD,
+            f"the submission deadline ({when}) has passed; tasks in flight are still followed, "
+            "and the same command (with a later --until) continues",
+        )
+
+
+class Budget:
+    """Nothing is submitted that would take the batch's credits (charged, plus held by tasks
+    in flight, plus a task's price for each job being submitted) past ``limit``. Exact to one
+    job: ``committed()`` is read at the moment of the decision, and the runner makes the
+    decision and the job's move to ``submitting`` without an await between them."""
+
+    name = "budget"
+
+    def __init__(self, limit: int, committed: Callable[[], int], price: Callable[[], int]) -> None:
+        self.limit = limit
+        self._committed = committed
+        self._price = price
+
+    def check(self, job: JobSpec) -> Hold | None:
+        committed, price = self._committed(), self._price()
+        if committed + price <= self.limit:
+            return None
+        return Hold(
+            self.name,
+            StopReason.HELD,
+            f"waiting for budget: {committed:,} of {self.limit:,} credits are charged or held, "
+            f"and a task costs {price:,}; a run with a larger --max-credits continues",
+        )
+
+
+class Quota:
+    """At most ``count`` new jobs are submitted in this run (a pilot: ``--limit N``)."""
+
+    name = "limit"
+
+    def __init__(self, count: int, used: Callable[[], int]) -> None:
+        self.count = count
+        self._used = used
+
+    def check(self, job: JobSpec) -> Hold | None:
+        if self._used() < self.count:
+            return None
+        return Hold(
+            self.name,
+            StopReason.HELD,
+            f"--limit {self.count}: this run has submitted its {self.count} new job(s); the same "
+            "command without --limit (or with a larger one) continues",
+        )
 
 
 class Gates:
@@ -101,3 +154,32 @@ class Gates:
             if hold is not None:
                 return hold
         return None
+
+
+_DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?")
+
+
+def parse_duration(text: str) -> float:
+    """Seconds of ``2h``, ``90m``, ``1h30m``, ``45s`` or a plain number of seconds."""
+    text = text.strip().lower()
+    match = _DURATION.fullmatch(text)
+    if text and match and any(match.groups()):
+        hours, minutes, seconds = (float(g) if g else 0.0 for g in match.groups())
+        return hours * 3600 + minutes * 60 + seconds
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a duration like 2h, 90m, 1h30m or 45s") from None
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"{text!r} is not a duration like 2h, 90m, 1h30m or 45s")
+    return value
+
+
+def parse_until(text: str, now: datetime) -> datetime:
+    """The next ``HH:MM`` after ``now``, in ``now``'s time zone (tomorrow if it has passed
+    today). ``now`` must be aware: the zone is explicit."""
+    match = re.fullmatch(r"([01]?\d|2[0-3]):([0-5]\d)", text.strip())
+    if match is None:
+        raise ValueError(f"{text!r} is not a time of day like 06:00 or 23:30")
+    when = now.replace(hour=int(match[1]), minute=int(match[2]), second=0, microsecond=0)
+    return when if when > now else when + timedelta(days=1)

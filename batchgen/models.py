@@ -178,6 +178,7 @@ class Limits:
     rate_per_s: float = 5.0
     burst: int = 5
     max_in_flight: int = 20
+    max_credits: int | None = None  # the batch's budget: credits charged or held, at most
 
 
 @dataclass(frozen=True)

@@ -74,6 +74,7 @@ class RunOutcome:
     stuck: int = 0  # tasks polled past their deadline, left running remotely
     unfinished: int = 0  # jobs whose transient errors outlasted the retry policy
     held: int = 0  # jobs a submission gate kept from being submitted
+    holds: dict[str, str] = field(default_factory=dict)  # gate name -> its first hold message
     # what a person must look at before the batch can go on, one sentence per job
     needs_decision: list[str] = field(default_factory=list)  # keys past their lifetime
     key_conflicts: list[str] = field(default_factory=list)  # 409 idempotency_conflict
@@ -97,7 +98,8 @@ def describe_stops(outcome: RunOutcome) -> str:
         StopReason.UNFINISHED: (
             f"{outcome.unfinished} job(s) hit persistent network or server errors"
         ),
-        StopReason.HELD: f"{outcome.held} job(s) held back by a submission gate",
+        StopReason.HELD: f"{outcome.held} job(s) held back by a submission gate"
+        + "".join(f"; {gate}: {message}" for gate, message in outcome.holds.items()),
         StopReason.NEEDS_DECISION: _needs_decision(outcome.needs_decision),
         StopReason.KEY_CONFLICT: _key_conflict(outcome.key_conflicts),
         StopReason.OUTPUT_UNWRITABLE: _unwritable(outcome.write_errors),

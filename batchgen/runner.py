@@ -65,7 +65,7 @@ from batchgen.events import (
     TaskStuck,
     WriteFailed,
 )
-from batchgen.gates import Gates, Hold, Latch
+from batchgen.gates import Budget, Deadline, Gate, Gates, Hold, Latch, Quota
 from batchgen.keys import expired_key_age
 from batchgen.models import JobSpec, JobStatus, Manifest, RemoteStatus, RemoteTask, job_key
 from batchgen.outcome import RunOutcome, StopReason
@@ -121,7 +121,9 @@ class Runner:
         self.stopping = Latch("signal")
         self.conflict = Latch("key_conflict")  # the state that knew this batch is missing
         self.disk = Latch("output")  # result files cannot be written: do not buy more
-        self.gates = Gates([self.credits, self.stopping, self.conflict, self.disk, *config.gates])
+        self.gates = Gates(
+            [self.credits, self.stopping, self.conflict, self.disk, *self._asked(config)]
+        )
         self.uploads = Uploader(manifest.batch, manifest.model, store, client, self.bus)
         output_dir = config.output_dir or manifest.output_dir  # a rehearsal's is its own
         self.downloads = Downloader(output_dir, store, client, self.bus)
@@ -139,6 +141,25 @@ class Runner:
         self._largest_reservation = 0  # credits: the largest a task of this run reserved
         self._unknown_statuses: set[str] = set()  # status names already reported
         self._reuploaded: set[str] = set()  # job keys given fresh uploads in this run
+        self._begun = 0  # new jobs moved to submitting in this run (what --limit counts)
+
+    def _asked(self, config: RunConfig) -> list[Gate]:
+        """The gates the user asked for (a budget, a pilot's limit, a deadline), then the
+        caller's own."""
+        asked: list[Gate] = []
+        if config.limits.max_credits is not None:
+            asked.append(
+                Budget(
+                    config.limits.max_credits,
+                    committed=lambda: self.store.committed_credits(self._price),
+                    price=lambda: self._price,
+                )
+            )
+        if config.limit is not None:
+            asked.append(Quota(config.limit, used=lambda: self._begun))
+        if config.until is not None:
+            asked.append(Deadline(config.until))
+        return [*asked, *config.gates]
 
     # -- the run -------------------------------------------------------------------------------
 
@@ -316,7 +337,8 @@ class Runner:
         body = await self.uploads.body_for(spec)
         if self._held(row, spec):  # a gate may have closed while the references uploaded
             return None
-        row = self._changed(row, self.store.begin_submit(row.job_key, body))
+        row = self._changed(row, self.store.begin_submit(row.job_key, body))  # no await since
+        self._begun += 1  # the gates said yes: a budget or a limit is exact to one job
         return await self._send(row, spec, resend=False)
 
     async def _resend(self, row: JobRow, spec: JobSpec) -> JobRow | None:
@@ -525,6 +547,7 @@ class Runner:
 
     def _hold(self, row: JobRow, spec: JobSpec, hold: Hold) -> None:
         self.outcome.held += 1
+        self.outcome.holds.setdefault(hold.gate, hold.message)
         self.outcome.stop(hold.reason)
         self.bus.emit(
             Held(job_id=spec.id, gate=hold.gate, reason=hold.reason, message=hold.message)

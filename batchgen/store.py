@@ -392,6 +392,26 @@ class StateStore:
             final += fin
         return {"by_status": by_status, "reserved_credits": reserved, "final_credits": final}
 
+    def committed_credits(self, price: int) -> int:
+        """The credits this batch holds against the wallet now: every task's final charge once
+        it finished (refunds counted), its reservation while it runs, earlier attempts' final
+        charges, and ``price`` for each job mid-submit without a recorded task (its create
+        may be on its way). What a budget is checked against."""
+        settled = [s.value for s in (JobStatus.DOWNLOADING, JobStatus.SUCCEEDED)]
+        settled += [JobStatus.FAILED.value, JobStatus.BLOCKED.value]
+        marks = ", ".join("?" * len(settled))
+        sql = (
+            "SELECT COALESCE(SUM(CASE "
+            f"WHEN task_id IS NULL THEN (CASE WHEN status = ? THEN ? ELSE 0 END) "
+            f"WHEN status IN ({marks}) THEN COALESCE(final_credits, 0) "
+            "ELSE MAX(COALESCE(reserved_credits, 0), COALESCE(final_credits, 0)) END), 0) "
+            "FROM jobs"
+        )
+        args: list[Any] = [JobStatus.SUBMITTING.value, price, *settled]
+        jobs = self.db.execute(sql, args).fetchone()[0]
+        earlier = self.db.execute("SELECT COALESCE(SUM(final_credits), 0) FROM attempts")
+        return int(jobs) + int(earlier.fetchone()[0])
+
     def snapshot(self) -> dict[str, tuple[str, str]]:
         """job id -> (request hash, status) of the newest version: what ``plan`` compares."""
         return {r.job_id: (r.request_hash, r.status.value) for r in self.latest_versions()}

@@ -33,7 +33,7 @@ TOP_KEYS = (
     "limits",
 )
 OUTPUT_KEYS = ("dir",)
-LIMITS_KEYS = ("requests_per_second", "burst", "max_in_flight")
+LIMITS_KEYS = ("requests_per_second", "burst", "max_in_flight", "max_credits")
 MAX_BATCH_CHARS = 64
 R = TypeVar("R")
 
@@ -140,7 +140,7 @@ def _limits(node: YNode, problems: Problems) -> Limits:
             found["requests_per_second"].value, "limits.requests_per_second", problems
         )
         limits = replace(limits, rate_per_s=rate.value) if rate else limits
-    for key in ("burst", "max_in_flight"):
+    for key in ("burst", "max_in_flight", "max_credits"):
         if key in found:
             count = fields.positive_int(found[key].value, f"limits.{key}", problems)
             limits = replace(limits, **{key: count.value}) if count else limits

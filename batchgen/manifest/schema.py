@@ -232,5 +232,11 @@ def _limits() -> Schema:
             },
             "burst": {"type": "integer", "minimum": 1, "default": default.burst},
             "max_in_flight": {"type": "integer", "minimum": 1, "default": default.max_in_flight},
+            "max_credits": {
+                "type": "integer",
+                "minimum": 1,
+                "description": "the batch's budget: credits charged or held by its tasks, at "
+                "most (every version and attempt, refunds counted); --max-credits overrides",
+            },
         },
     }

@@ -525,7 +525,7 @@ def test_limits_are_checked(write: Write) -> None:
         "m.yaml:4:24: limits.requests_per_second must be a number greater than 0, not -1",
         "m.yaml:5:10: limits.burst must be a whole number of at least 1, not 2.5",
         "m.yaml:6:3: unknown key 'max_inflight' in limits; did you mean 'max_in_flight'? "
-        "(allowed: requests_per_second, burst, max_in_flight)",
+        "(allowed: requests_per_second, burst, max_in_flight, max_credits)",
     ]
 
 
