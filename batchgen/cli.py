@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -24,6 +25,7 @@ from batchgen import signals
 from batchgen._version import __version__
 from batchgen.console import ConsoleHandler, IsoFormatter
 from batchgen.errors import BatchgenError, UsageError
+from batchgen.events import Event, RunStarted, Subscriber
 from batchgen.outcome import (
     ExitCode,
     RunOutcome,
@@ -36,6 +38,7 @@ from batchgen.redact import redact
 
 if TYPE_CHECKING:  # the commands are imported lazily, so `--help` stays fast
     from batchgen.commands import RunResult
+    from batchgen.jsonlog import JsonLog
     from batchgen.report import Report
 
 log = logging.getLogger("batchgen")
@@ -159,10 +162,67 @@ def cmd_run(args: argparse.Namespace) -> int:
         progress_stream=None if args.quiet else sys.stderr,
         progress_interval_s=args.progress_interval,
     )
-    result = run_manifest(args.manifest, settings)
+    with contextlib.ExitStack() as stack:
+        watch = _RunWatch()
+        subscribers: list[Subscriber] = [watch]
+        if args.log is not None:
+            subscribers.append(stack.enter_context(_open_json_log(args)))
+        settings = dataclasses.replace(settings, subscribers=tuple(subscribers))
+        try:
+            result = run_manifest(args.manifest, settings)
+        except Exception as exc:
+            _after_error(args, watch, subscribers, exc)
+            raise
     if not args.quiet:
         _print_run_summary(result)
+    if args.on_finish:
+        from batchgen.onfinish import run_on_finish, run_summary
+
+        summary = run_summary(result.report, result.outcome, result.exit_code, result.state_path)
+        run_on_finish(args.on_finish, summary)
     return result.exit_code
+
+
+class _RunWatch:
+    """Remembers whether the run started (and its batch), for ``--on-finish`` after an error."""
+
+    def __init__(self) -> None:
+        self.batch: str | None = None
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, RunStarted):
+            self.batch = event.batch
+
+
+def _open_json_log(args: argparse.Namespace) -> JsonLog:
+    from batchgen.jsonlog import JsonLog
+
+    try:
+        return JsonLog(args.log, max_bytes=int(args.log_max_mb * 1_000_000))
+    except OSError as exc:
+        raise UsageError(
+            f"--log {args.log}: cannot open it for appending: {exc.strerror or exc}"
+        ) from exc
+
+
+def _after_error(
+    args: argparse.Namespace, watch: _RunWatch, subscribers: list[Subscriber], exc: Exception
+) -> None:
+    """A run-wide error after the run started: the JSON log and ``--on-finish`` hear of it."""
+    if watch.batch is None:
+        return
+    from batchgen.jsonlog import JsonLog, iso_utc
+    from batchgen.onfinish import error_summary, run_on_finish
+
+    leaf = _unwrap(exc)
+    code = int(error_exit_code(leaf))
+    error = redact(f"{type(leaf).__name__}: {leaf}")
+    record = {"at": iso_utc(time.time()), "event": "run_error", "exit_code": code, "error": error}
+    for subscriber in subscribers:
+        if isinstance(subscriber, JsonLog):
+            subscriber.write(record)
+    if args.on_finish:
+        run_on_finish(args.on_finish, error_summary(watch.batch, code, error))
 
 
 def _print_run_summary(result: RunResult) -> None:
@@ -494,6 +554,27 @@ def _add_run(
         default=5.0,
         metavar="S",
         help="seconds between progress lines (default 5)",
+    )
+    p.add_argument(
+        "--log",
+        type=Path,
+        metavar="FILE",
+        help="also write every event of the run to FILE as one JSON object per line "
+        "(appended; rotated by size to FILE.1 .. FILE.3); the API key is never written",
+    )
+    p.add_argument(
+        "--log-max-mb",
+        type=_positive_float,
+        default=50.0,
+        metavar="MB",
+        help="rotate the --log file when it would pass this size (default 50)",
+    )
+    p.add_argument(
+        "--on-finish",
+        metavar="CMD",
+        help="when the run ends (whatever its exit code), run CMD through the shell with the "
+        "run's summary as JSON on its stdin; RIVYA_API_KEY is removed from its environment, "
+        "and its exit status does not change batchgen's (it is stopped after 60 s)",
     )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress and no summary")
     p.set_defaults(func=cmd_run)

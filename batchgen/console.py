@@ -4,6 +4,7 @@ On a terminal the progress display is one line redrawn in place. A log line writ
 same time must not be glued onto it: ``Console.line`` clears the live line, writes the log line
 and redraws the live line below it. Not on a terminal, both are plain lines.
 
+Off a terminal, each progress line carries the same ISO 8601 timestamp as a log line.
 ``ConsoleHandler`` is the ``logging`` handler the CLI installs: it writes each record through
 the console of the run in progress (if any), with an ISO 8601 timestamp (``IsoFormatter``).
 """
@@ -36,8 +37,8 @@ class Console:
 
     def status(self, text: str) -> None:
         """Show ``text`` as the live line (on a terminal) or as a line of its own."""
-        if not self.live:
-            self._write(text + "\n")
+        if not self.live:  # a log file, cron, CI: a line like any log line, with its time
+            self._write(f"{iso_now()} batchgen: {text}\n")
             return
         text = text[: self.width]  # a line wider than the terminal would wrap and stack
         pad = " " * max(len(self._shown) - len(text), 0)
@@ -80,7 +81,13 @@ class IsoFormatter(logging.Formatter):
         super().__init__("%(asctime)s batchgen: %(message)s")
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
-        return datetime.fromtimestamp(record.created).astimezone().isoformat("T", "milliseconds")
+        return iso_now(record.created)
+
+
+def iso_now(at: float | None = None) -> str:
+    """Local time with its offset and milliseconds: ``2026-12-01T21:03:50.123+00:00``."""
+    when = datetime.now() if at is None else datetime.fromtimestamp(at)
+    return when.astimezone().isoformat("T", "milliseconds")
 
 
 class ConsoleHandler(logging.Handler):

@@ -17,9 +17,9 @@ LAYERS: list[set[str]] = [
     {"models", "files"},  # shared frozen dataclasses and enums; result files on disk
     {"outcome", "contract", "retry", "polling", "rows", "keys", "binding"},  # pure rules
     {"events", "gates", "schedule", "manifest", "signals"},  # pure, over the above
-    {"wire", "store", "eventlog", "progress", "plan"},  # wire format, state, subscribers
+    {"wire", "store", "eventlog", "jsonlog", "progress", "plan"},  # wire, state, subscribers
     {"client", "report", "recorder", "config"},  # HTTP; report; events table; RunConfig
-    {"uploads"},
+    {"uploads", "onfinish"},  # references and bodies; the --on-finish command
     {"downloads"},
     {"runner"},
     {"commands"},  # one library call per CLI command
