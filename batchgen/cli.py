@@ -136,6 +136,13 @@ def _setup_logging(verbose: int) -> None:
 # -- commands --------------------------------------------------------------------------------
 
 
+def cmd_retry(args: argparse.Namespace) -> int:
+    """``retry``: ``run`` with failed jobs (unless only --blocked is asked) given a new attempt;
+    blocked ones get theirs in every run."""
+    args.retry_failed = args.retry_failed or args.failed or not args.blocked
+    return cmd_run(args)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from batchgen.commands import run_manifest
     from batchgen.config import EmulatorChoice, RunSettings
@@ -150,6 +157,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         burst=args.burst,
         max_in_flight=args.max_in_flight,
         retry_failed=args.retry_failed,
+        only=tuple(args.only),
         verify=args.verify,
         max_credits=args.max_credits,
         limit=args.limit,
@@ -293,7 +301,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from batchgen.commands import report_batch
     from batchgen.report import render_json, render_table
 
-    report = report_batch(args.manifest, args.state, emulator=args.emulator)
+    report = report_batch(args.manifest, args.state, emulator=args.emulator, only=args.only)
     if args.format == "json":
         print(redact(render_json(report)))
     else:
@@ -307,7 +315,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     from batchgen.commands import status_batch
     from batchgen.report import render_totals
 
-    status = status_batch(args.manifest, args.state, emulator=args.emulator)
+    status = status_batch(args.manifest, args.state, emulator=args.emulator, only=args.only)
     lines = [render_totals(status.report), describe_service(status.report.service)]
     if status.events:
         lines.append("latest events:")
@@ -363,6 +371,16 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
     return value
+
+
+def _add_only(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="ID|GLOB",
+        help="only these jobs (a job id, or a pattern like 'hero*'; repeatable)",
+    )
 
 
 def _add_manifest(p: argparse.ArgumentParser, *, optional: bool = False) -> None:
@@ -435,8 +453,31 @@ def _add_run(
         description="Validate the manifest, then run (or resume) its batch: upload references, "
         "submit each job once, poll, download the videos. Rerun the same command to resume.",
     )
+    _run_arguments(p)
+    p.set_defaults(func=cmd_run)
+    p = sub.add_parser(
+        "retry",
+        parents=[common],
+        help="give failed (or blocked) jobs a new attempt, and run them",
+        description="Give the chosen jobs a new attempt (a new idempotency key; the earlier "
+        "attempts' tasks stay in the record and the sums), then run the batch like `run` "
+        "(with --only, only them). Without --failed or --blocked: failed jobs.",
+    )
+    _run_arguments(p)
+    p.add_argument("--failed", action="store_true", help="failed jobs get a new attempt")
+    p.add_argument(
+        "--blocked",
+        action="store_true",
+        help="blocked jobs (out of credits) get a new attempt (every run does this anyway)",
+    )
+    p.set_defaults(func=cmd_retry)
+
+
+def _run_arguments(p: argparse.ArgumentParser) -> None:
+    """The arguments of ``run`` (and ``retry``)."""
     _add_manifest(p)
     _add_state(p, reads=False)
+    _add_only(p)
     p.add_argument(
         "--emulator",
         action="store_true",
@@ -577,7 +618,6 @@ def _add_run(
         "and its exit status does not change batchgen's (it is stopped after 60 s)",
     )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress and no summary")
-    p.set_defaults(func=cmd_run)
 
 
 def _add_simple(
@@ -619,6 +659,7 @@ def _add_simple(
     )
     _add_manifest(p, optional=True)
     _add_state(p)
+    _add_only(p)
     p.add_argument(
         "--format",
         choices=("json", "table"),
@@ -638,6 +679,7 @@ def _add_simple(
     )
     _add_manifest(p, optional=True)
     _add_state(p)
+    _add_only(p)
     p.set_defaults(func=cmd_status)
 
     p = sub.add_parser(

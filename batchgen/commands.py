@@ -14,9 +14,9 @@ import dataclasses
 import json
 import logging
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +48,7 @@ from batchgen.outcome import RunOutcome, run_exit_code
 from batchgen.progress import ProgressDisplay
 from batchgen.recorder import EventRecorder
 from batchgen.redact import install_redaction
-from batchgen.report import Report, report_from_state, report_from_store
+from batchgen.report import Report, report_from_state, report_from_store, select_jobs
 from batchgen.runner import run_batch
 from batchgen.store import StateStore, StoredEvent
 
@@ -98,7 +98,7 @@ def run_manifest(path: Path, settings: RunSettings | None = None) -> RunResult:
         bus.subscribe(EventRecorder(store))
         with _progress(config, bus, len(manifest.jobs)):
             outcome = anyio.run(_run_async, manifest, store, config, bus, catcher)
-        report = report_from_store(manifest, store)
+        report = select_jobs(report_from_store(manifest, store), config.only)
         code = run_exit_code(outcome, dict(report.totals.by_status))
         bus.emit(
             RunFinished(
@@ -254,13 +254,17 @@ def _open_state(manifest: Manifest, given: Path | None, emulator: bool) -> State
 
 
 def report_batch(
-    path: Path | None, state_path: Path | None = None, *, emulator: bool = False
+    path: Path | None,
+    state_path: Path | None = None,
+    *,
+    emulator: bool = False,
+    only: Sequence[str] = (),
 ) -> Report:
     """The report of a batch from its state database (read only; works during a run).
     ``emulator``: the rehearsal's state (``run --emulator``'s default). Given a manifest that
     no longer validates (a reference moved, say) or none, the report is read from the state
     alone: the jobs of its latest run."""
-    return _inspect(path, state_path, emulator=emulator, events=0).report
+    return select_jobs(_inspect(path, state_path, emulator=emulator, events=0).report, only)
 
 
 @dataclass(frozen=True)
@@ -277,9 +281,11 @@ def status_batch(
     *,
     events: int = 5,
     emulator: bool = False,
+    only: Sequence[str] = (),
 ) -> BatchStatus:
     """The report and the ``events`` table's latest rows (read only; works during a run)."""
-    return _inspect(path, state_path, emulator=emulator, events=events)
+    status = _inspect(path, state_path, emulator=emulator, events=events)
+    return replace(status, report=select_jobs(status.report, only))
 
 
 def _inspect(

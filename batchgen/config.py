@@ -144,6 +144,7 @@ class RunSettings:
     max_in_flight: int | None = None
     retry_failed: bool = False
     verify: bool = False  # check each recorded video's sha256, not only its size
+    only: tuple[str, ...] = ()  # job ids or globs this run works on (empty: every job)
     max_credits: int | None = None  # the batch's budget (overrides limits.max_credits)
     limit: int | None = None  # submit at most this many new jobs in this run (a pilot)
     until: float | None = None  # submit nothing new at or after (seconds since the epoch)
@@ -176,6 +177,7 @@ class RunConfig:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     retry_failed: bool = False
     verify: bool = False
+    only: tuple[str, ...] = ()  # job ids or globs this run works on (empty: every job)
     limit: int | None = None  # new jobs this run may submit (None: all)
     until: float | None = None  # submission deadline, seconds since the epoch (None: none)
     max_result_bytes: int = MAX_RESULT_BYTES
@@ -295,6 +297,7 @@ def resolve_run_config(
         retry=settings.retry or RetryPolicy(),
         retry_failed=settings.retry_failed,
         verify=settings.verify,
+        only=tuple(settings.only),
         limit=settings.limit,
         until=settings.until,
         max_result_bytes=settings.max_result_bytes or MAX_RESULT_BYTES,

@@ -13,10 +13,11 @@ The identity scheme (issue "stable identity across edits"):
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -133,6 +134,12 @@ def idempotency_key(key: str, attempt: int) -> str:
 
 _UNSAFE_IN_NAMES = re.compile(r"[^A-Za-z0-9._-]+")
 MAX_STEM_CHARS = 150
+
+
+def job_selected(job_id: str, only: Sequence[str]) -> bool:
+    """Whether ``--only`` patterns (job ids or shell-style globs such as ``hero*``) choose
+    this job; no patterns choose every job."""
+    return not only or any(fnmatch.fnmatchcase(job_id, pattern) for pattern in only)
 
 
 VERSION_HEX = 12  # hex digits of the request hash that name a job's version

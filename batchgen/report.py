@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from batchgen.binding import service_of
-from batchgen.models import TERMINAL, JobStatus, Manifest, job_key, version_of
+from batchgen.models import TERMINAL, JobStatus, Manifest, job_key, job_selected, version_of
 
 if TYPE_CHECKING:
     from batchgen.store import AttemptRow, JobRow, StateStore
@@ -242,6 +242,16 @@ def report_from_state(store: StateStore) -> Report:
     current = [(row.job_id, row.job_key) for row in rows if row.in_manifest]
     report = build_report(store.batch, str(store.path), current, rows, store.earlier_attempts())
     return replace(report, service=service_of(store.meta()))
+
+
+def select_jobs(report: Report, only: Sequence[str]) -> Report:
+    """The report of the jobs ``--only`` patterns choose (ids or globs), totals recomputed
+    over them; the whole report when there are no patterns."""
+    if not only:
+        return report
+    jobs = tuple(j for j in report.jobs if job_selected(j.id, only))
+    superseded = tuple(j for j in report.superseded if job_selected(j.id, only))
+    return replace(report, jobs=jobs, superseded=superseded, totals=totals(jobs, superseded))
 
 
 def job_report(job_id: str, row: JobRow | None, attempts: Sequence[AttemptRow] = ()) -> JobReport:

@@ -67,7 +67,15 @@ from batchgen.events import (
 )
 from batchgen.gates import Budget, Deadline, Gate, Gates, Hold, Latch, Quota
 from batchgen.keys import expired_key_age
-from batchgen.models import JobSpec, JobStatus, Manifest, RemoteStatus, RemoteTask, job_key
+from batchgen.models import (
+    JobSpec,
+    JobStatus,
+    Manifest,
+    RemoteStatus,
+    RemoteTask,
+    job_key,
+    job_selected,
+)
 from batchgen.outcome import RunOutcome, StopReason
 from batchgen.polling import PollTrack, RuntimeModel, TaskKind, task_kind
 from batchgen.schedule import TaskSchedule, eta_s, schedule_for
@@ -216,6 +224,8 @@ class Runner:
         """Blocked jobs (and failed ones on request) get a new attempt with a new key."""
         again = [JobStatus.BLOCKED] + ([JobStatus.FAILED] if self.config.retry_failed else [])
         for row in self.store.jobs(statuses=again):
+            if not job_selected(row.job_id, self.config.only):
+                continue
             new = self.store.requeue(row.job_key)
             self._changed(row, new)
             self.bus.emit(NewAttempt(job_id=row.job_id, attempt=new.attempt, why="requeued"))
@@ -258,6 +268,7 @@ class Runner:
             for r in self.store.jobs(statuses=SUPERSEDED_TO_FINISH, current_only=False)
             if not r.in_manifest
         ]
+        rows = [r for r in rows if job_selected(r.job_id, self.config.only)]  # --only
         for row in rows:
             if row.job_key not in self.specs:
                 self.specs[row.job_key] = _spec_of(row)
