@@ -19,7 +19,7 @@ LAYERS: list[set[str]] = [
     {"events", "gates", "schedule", "manifest", "signals"},  # pure, over the above
     {"wire", "store", "eventlog", "progress", "plan"},  # wire format, state, subscribers
     {"client", "report", "recorder", "config"},  # HTTP; report; events table; RunConfig
-    {"uploads"},
+    {"uploads", "preflight"},  # preflight: address, key and wallet before a run sends
     {"downloads"},
     {"runner"},
     {"commands"},  # one library call per CLI command
