@@ -155,8 +155,7 @@ async def _run_async(
                 store.snapshot(),
                 retry_failed=config.retry_failed,
                 require_funds=config.require_funds,
-                events=bus,
-            )
+            )  # its requests are not on the bus: a run's events begin with RunStarted
         limiter = RequestLimiter(rate_per_s=config.limits.rate_per_s, burst=config.limits.burst)
         client = await stack.enter_async_context(
             RivyaClient(
