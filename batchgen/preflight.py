@@ -6,8 +6,9 @@ address fails in seconds instead of after the run's minutes of retries:
 
 1. **Does the address answer?** ``GET /api/v1/models`` (public). No answer at all (connection
    refused, DNS failure, timeout) is a ``ConfigError`` naming ``RIVYA_BASE_URL`` and its host
-   (exit 1). An error answer (a 404 from a web server that is not the API, a 5xx) is only a
-   warning here: the price is then the contract's estimate.
+   (exit 1). An error answer (a 404 from a web server that is not the API, a 5xx) or a
+   dropped connection is only a warning here: the price is then the contract's estimate, and
+   the run's own retry policy deals with a flaky service.
 2. **Is the key good?** ``GET /api/v1/credits`` (scope ``credits:read``). A 401 is the run's
    ``AuthError`` (exit 1); a 403 for ``credits:read`` is a warning, since a run does not need
    that scope. Whether the key holds the generations scopes is known only at the first create.
@@ -26,6 +27,8 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
+
+import aiohttp
 
 from batchgen.client import RivyaClient
 from batchgen.errors import (
@@ -174,9 +177,14 @@ def unreachable(base_url: str, exc: BaseException) -> ConfigError:
 
 
 def _no_answer(exc: BaseException) -> bool:
-    """Whether ``exc`` (or the last error it gave up on) means no HTTP answer came at all."""
+    """Whether ``exc`` (or the last error it gave up on) means the address never answered: the
+    connection could not be made (refused, DNS, TLS) or nothing came back in time. Decided by
+    the type of the aiohttp error the client chained, never by message text. A server that
+    took the connection and dropped it is flaky, not absent: the run's own retries decide."""
     last = exc.last if isinstance(exc, RetryExhaustedError) else exc
-    return isinstance(last, TransportError)
+    if not isinstance(last, TransportError):
+        return False
+    return isinstance(last.__cause__, aiohttp.ClientConnectorError | TimeoutError)
 
 
 def _last(exc: BaseException) -> str:
