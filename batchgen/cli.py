@@ -166,6 +166,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         download_deadline_s=args.download_deadline,
         key_lifetime_s=args.key_lifetime,
         resend_expired=args.resend_expired,
+        require_funds=args.require_funds,
+        preflight=not args.skip_preflight,
         handle_signals=True,
         progress_stream=None if args.quiet else sys.stderr,
         progress_interval_s=args.progress_interval,
@@ -590,6 +592,18 @@ def _run_arguments(p: argparse.ArgumentParser) -> None:
         "the key and charge a second task; check the account's task list first",
     )
     p.add_argument(
+        "--require-funds",
+        action="store_true",
+        help="stop before submitting anything (exit 4) when the wallet holds less than the "
+        "run may reserve; default: warn and go on until the credits run out",
+    )
+    p.add_argument(
+        "--skip-preflight",
+        action="store_true",
+        help="do not check the address, key and wallet before the run (a few quick requests "
+        "that fail a dead RIVYA_BASE_URL in seconds)",
+    )
+    p.add_argument(
         "--progress-interval",
         type=_positive_float,
         default=5.0,
@@ -647,7 +661,7 @@ def _add_simple(
         "--online",
         action="store_true",
         help="ask the models endpoint for the price (default: the contract's 90, "
-        "labelled as an estimate)",
+        "labelled as an estimate) and, when RIVYA_API_KEY is set, the wallet",
     )
     p.set_defaults(func=cmd_plan)
 

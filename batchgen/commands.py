@@ -26,6 +26,7 @@ import yaml
 from batchgen import binding, signals
 from batchgen.client import RivyaClient
 from batchgen.config import (
+    ENV_KEY,
     Connection,
     EmulatorChoice,
     RunConfig,
@@ -33,6 +34,7 @@ from batchgen.config import (
     default_output_dir,
     default_state_path,
     resolve_base_url,
+    resolve_connection,
     resolve_run_config,
     resolve_state_path,
     state_path_for,
@@ -45,6 +47,7 @@ from batchgen.limits import RequestLimiter
 from batchgen.manifest import load_manifest, manifest_warnings
 from batchgen.models import Manifest, output_stem
 from batchgen.outcome import RunOutcome, run_exit_code
+from batchgen.preflight import online_facts, run_preflight
 from batchgen.progress import ProgressDisplay
 from batchgen.recorder import EventRecorder
 from batchgen.redact import install_redaction
@@ -144,6 +147,15 @@ async def _run_async(
         install_redaction(connection.api_key)
         if config.emulator is not None:
             _bind(manifest, store, config, connection)  # before the first request
+        if config.preflight:  # seconds, before the first upload or submit
+            await run_preflight(
+                connection.base_url,
+                connection.api_key,
+                manifest,
+                store.snapshot(),
+                retry_failed=config.retry_failed,
+                require_funds=config.require_funds,
+            )  # its requests are not on the bus: a run's events begin with RunStarted
         limiter = RequestLimiter(rate_per_s=config.limits.rate_per_s, burst=config.limits.burst)
         client = await stack.enter_async_context(
             RivyaClient(
@@ -341,7 +353,8 @@ def plan_batch(
     emulator: bool = False,
 ) -> Any:
     """What a run would do now and what it would reserve. Sends nothing unless ``online``
-    (then only the public models endpoint is asked for the price). ``emulator``: for a
+    (then the public models endpoint is asked for the price and, when ``RIVYA_API_KEY`` is
+    set, the credits endpoint for the wallet; a dead address fails in seconds). ``emulator``: for a
     rehearsal (its own state and output folder). Warns, as ``run`` does, when the output
     folder or the state is shared with another manifest or batch."""
     from batchgen.plan import make_plan
@@ -356,18 +369,11 @@ def plan_batch(
             state = store.snapshot()
             meta = store.meta()
     _warn_sharing(manifest, read_marker(output_dir), meta, output_dir)
-    base_credits = None
-    if online:
-        base_url = resolve_base_url(env)
-        base_credits = anyio.run(_base_credits, base_url, manifest.model, backend="asyncio")
     shown = dataclasses.replace(manifest, output_dir=output_dir)
-    return make_plan(shown, state=state, base_credits=base_credits)
-
-
-async def _base_credits(base_url: str, model: str) -> int | None:
-    """The model's price per task from the public models endpoint (no key needed)."""
-    async with RivyaClient(base_url, None) as client:
-        for entry in await client.list_models():
-            if entry.get("id") == model and isinstance(entry.get("base_credits"), int):
-                return int(entry["base_credits"])
-    return None
+    if not online:
+        return make_plan(shown, state=state)
+    env = os.environ if env is None else env
+    key = resolve_connection(env).api_key if (env.get(ENV_KEY) or "").strip() else None
+    facts = anyio.run(online_facts, resolve_base_url(env), key, manifest.model, backend="asyncio")
+    plan = make_plan(shown, state=state, base_credits=facts.price)
+    return dataclasses.replace(plan, wallet=facts.wallet, wallet_note=facts.note)

@@ -152,6 +152,8 @@ class RunSettings:
     download_deadline_s: float | None = None  # one attempt at one result file (default 600 s)
     key_lifetime_s: float | None = None  # how long the service remembers an Idempotency-Key
     resend_expired: bool = False  # resend mid-submit jobs whose key may be forgotten
+    require_funds: bool = False  # stop before submitting when the wallet is short (preflight)
+    preflight: bool = True  # check address, key and wallet before the first upload
     retry: RetryPolicy | None = None
     handle_signals: bool = False  # the process's SignalCatcher reaches the run (the CLI sets it)
     progress_stream: TextIO | None = None
@@ -184,6 +186,8 @@ class RunConfig:
     download_deadline_s: float = DOWNLOAD_DEADLINE_S
     key_lifetime_s: float = DEFAULT_KEY_LIFETIME_S  # see batchgen.keys
     resend_expired: bool = False  # resend even a key older than key_lifetime_s (may pay twice)
+    require_funds: bool = False  # a short wallet stops the run before it submits (exit 4)
+    preflight: bool = True  # see batchgen.preflight
     handle_signals: bool = False
     progress_stream: TextIO | None = None
     progress_interval_s: float = DEFAULT_PROGRESS_INTERVAL_S
@@ -306,6 +310,8 @@ def resolve_run_config(
             DEFAULT_KEY_LIFETIME_S if settings.key_lifetime_s is None else settings.key_lifetime_s
         ),
         resend_expired=settings.resend_expired,
+        require_funds=settings.require_funds,
+        preflight=settings.preflight,
         handle_signals=settings.handle_signals,
         progress_stream=settings.progress_stream,
         progress_interval_s=settings.progress_interval_s or DEFAULT_PROGRESS_INTERVAL_S,

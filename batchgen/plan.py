@@ -104,6 +104,8 @@ class Plan:
     reference_urls: int
     first_jobs: tuple[PlanJob, ...]
     changes: PlanChanges | None = None
+    wallet: int | None = None  # the wallet's credits (``plan --online`` with a key)
+    wallet_note: str = ""  # why the wallet is unknown online ("no key"); "" offline
 
 
 def make_plan(
@@ -257,9 +259,19 @@ def _summary_lines(plan: Plan) -> list[str]:
         f"batch       {plan.batch}  ({plan.manifest})",
         f"jobs        {plan.job_count:,} ({plan.jobs_to_submit:,} to submit)",
         f"credits     {plan.credits:,} ({how})",
+        *_wallet_line(plan),
         f"references  {refs}",
         f"output      {plan.output_dir}",
     ]
+
+
+def _wallet_line(plan: Plan) -> list[str]:
+    """``wallet      1,000 credits (covers it)`` online; nothing offline."""
+    if plan.wallet is None:
+        return [f"wallet      unknown ({plan.wallet_note})"] if plan.wallet_note else []
+    short = plan.credits - plan.wallet
+    verdict = "covers it" if short <= 0 else f"{short:,} short"
+    return [f"wallet      {plan.wallet:,} credits ({verdict})"]
 
 
 def _changes_line(changes: PlanChanges) -> str:
