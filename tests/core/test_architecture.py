@@ -19,7 +19,7 @@ LAYERS: list[set[str]] = [
     {"events", "gates", "schedule", "manifest", "signals"},  # pure, over the above
     {"wire", "store", "eventlog", "progress", "plan"},  # wire format, state, subscribers
     {"client", "report", "recorder", "config"},  # HTTP; report; events table; RunConfig
-    {"uploads"},
+    {"uploads", "gallery"},  # reference uploads; the HTML report (over report)
     {"downloads"},
     {"runner"},
     {"commands"},  # one library call per CLI command
