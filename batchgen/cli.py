@@ -211,14 +211,14 @@ def cmd_report(args: argparse.Namespace) -> int:
     report = report_batch(args.manifest, args.state, emulator=args.emulator)
     output: Path | None = args.output
     text = redact(_render_report(report, args.format, args.manifest, output))
-    if not text.endswith("\n"):
-        text += "\n"
     if output is None:
-        sys.stdout.write(text)
+        # print, not one sys.stdout.write: a single large write into a pipe whose reader
+        # left (`| head`) can end without the BrokenPipeError the exit code 141 depends on
+        print(text.removesuffix("\n"))
     else:
         from batchgen.gallery import write_atomically
 
-        write_atomically(output, text)
+        write_atomically(output, text if text.endswith("\n") else text + "\n")
         print(f"report ({args.format}) written to {output}", file=sys.stderr)
     return 0 if args.exit_zero else int(jobs_exit_code(dict(report.totals.by_status)))
 
