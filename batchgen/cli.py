@@ -299,17 +299,40 @@ def _submission_deadline(until: str | None, for_: str | None) -> float | None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from batchgen.binding import describe_service
     from batchgen.commands import report_batch
-    from batchgen.report import render_json, render_table
 
     report = report_batch(args.manifest, args.state, emulator=args.emulator, only=args.only)
-    if args.format == "json":
-        print(redact(render_json(report)))
+    output: Path | None = args.output
+    text = redact(_render_report(report, args.format, args.manifest, output))
+    if output is None:
+        # print, not one sys.stdout.write: a single large write into a pipe whose reader
+        # left (`| head`) can end without the BrokenPipeError the exit code 141 depends on
+        print(text.removesuffix("\n"))
     else:
-        print(redact(render_table(report)))
-        print(redact(describe_service(report.service)))
+        from batchgen.gallery import write_atomically
+
+        write_atomically(output, text if text.endswith("\n") else text + "\n")
+        print(f"report ({args.format}) written to {output}", file=sys.stderr)
     return 0 if args.exit_zero else int(jobs_exit_code(dict(report.totals.by_status)))
+
+
+def _render_report(report: Report, fmt: str, manifest: Path | None, output: Path | None) -> str:
+    """The report in ``fmt``; an HTML page's paths are relative to ``output``'s folder (or
+    the current folder), its references' to the manifest's folder."""
+    from batchgen.binding import describe_service
+    from batchgen.report import render_csv, render_json, render_table
+
+    if fmt == "json":
+        return render_json(report)
+    if fmt == "csv":
+        return render_csv(report)
+    if fmt == "html":
+        from batchgen.gallery import render_html
+
+        base = output.parent if output is not None else Path.cwd()
+        refs = manifest.parent if manifest is not None else None
+        return render_html(report, base_dir=base, references_dir=refs)
+    return f"{render_table(report)}\n{describe_service(report.service)}"
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -676,9 +699,18 @@ def _add_simple(
     _add_only(p)
     p.add_argument(
         "--format",
-        choices=("json", "table"),
+        choices=("json", "table", "csv", "html"),
         default="table",
-        help="json (for tools) or table (default)",
+        help="table (default), json (for tools), csv (one row per job, for spreadsheets) or "
+        "html (one self-contained page: totals and a gallery of the videos)",
+    )
+    p.add_argument(
+        "--output",
+        "-o",
+        type=Path,
+        metavar="FILE",
+        help="write the report to FILE (atomically) instead of standard output; an HTML "
+        "report's links are relative to FILE's folder",
     )
     p.add_argument(
         "--exit-zero", action="store_true", help="exit 0 even when jobs failed or are unfinished"

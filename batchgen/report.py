@@ -1,5 +1,6 @@
 """What a batch looks like: a typed ``Report`` built by a pure function from the stored rows,
-then rendered at the edge as JSON, a table or a short summary (and the exit code it implies).
+then rendered at the edge as JSON, a table, CSV or a short summary (and the exit code it
+implies); the HTML gallery is ``batchgen.gallery``.
 
 ``build_report`` takes the current jobs, the stored rows and the earlier attempts' tasks and
 touches nothing else; ``report_from_store`` reads them for a manifest, ``report_from_state``
@@ -38,6 +39,8 @@ service's (``task_*``) or this client's (``submitted_at``, ``finished_at``), ISO
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -505,3 +508,72 @@ def render_totals(report: Report) -> str:
             f"{shown}{more}"
         )
     return text
+
+
+# -- CSV -------------------------------------------------------------------------------------
+
+CSV_COLUMNS = (
+    "id",
+    "status",
+    "version",
+    "prompt",
+    "params",
+    "references",
+    "task_id",
+    "reserved_credits",
+    "final_credits",
+    "attempt",
+    "error_code",
+    "error_message",
+    "submitted_at",
+    "task_created_at",
+    "task_finished_at",
+    "finished_at",
+    "outputs",
+)
+# A cell starting with one of these is a formula to a spreadsheet (=HYPERLINK(...) in a prompt
+# would run when the file is opened); such a cell gets a leading ' so it stays text. Tab and
+# carriage return are on OWASP's list too.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def render_csv(report: Report) -> str:
+    """``batchgen report --format csv``: a header, then one row per current job (columns
+    ``CSV_COLUMNS``; lists ``;``-joined, params as compact JSON, missing values empty). Quoted
+    by the csv module (RFC 4180, CRLF line ends); a cell that a spreadsheet would read as a
+    formula starts with ``'``."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(CSV_COLUMNS)
+    for job in report.jobs:
+        writer.writerow([_csv_safe(cell) for cell in _csv_row(job)])
+    return buffer.getvalue()
+
+
+def _csv_row(job: JobReport) -> tuple[object, ...]:
+    error = job.error or RecordedError(None, None, None)
+    params = json.dumps(dict(job.params), separators=(",", ":"), ensure_ascii=False)
+    return (
+        job.id,
+        job.status.value,
+        job.version,
+        job.prompt,
+        params if job.params else "",
+        ";".join(job.references),
+        job.task_id,
+        job.reserved_credits,
+        job.final_credits,
+        job.attempt,
+        error.code,
+        error.message,
+        job.submitted_at,
+        job.task_created_at,
+        job.task_finished_at,
+        job.finished_at,
+        ";".join(job.outputs),
+    )
+
+
+def _csv_safe(value: object) -> str:
+    text = "" if value is None else str(value)
+    return f"'{text}" if text.startswith(FORMULA_STARTS) else text

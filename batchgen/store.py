@@ -28,6 +28,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import sqlite_utils
 
@@ -143,7 +144,8 @@ class StateStore:
             )
         _check_state_path(path)
         try:
-            conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
+            uri = f"file:{quote(str(path.absolute()))}?mode=ro"  # '#' or '?' in a folder name
+            conn = sqlite3.connect(uri, uri=True, timeout=10)
             db = sqlite_utils.Database(conn)
             stored = _meta(db).get("batch", "")
             if "jobs" not in db.table_names():

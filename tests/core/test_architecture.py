@@ -19,7 +19,7 @@ LAYERS: list[set[str]] = [
     {"events", "gates", "schedule", "manifest", "signals"},  # pure, over the above
     {"wire", "store", "eventlog", "jsonlog", "progress", "plan"},  # wire, state, subscribers
     {"client", "report", "recorder", "config"},  # HTTP; report; events table; RunConfig
-    {"uploads", "onfinish", "preflight"},  # bodies; --on-finish; checks before a run
+    {"uploads", "onfinish", "preflight", "gallery"},  # bodies; --on-finish; checks; HTML
     {"downloads"},
     {"runner"},
     {"commands"},  # one library call per CLI command

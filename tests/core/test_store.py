@@ -265,3 +265,15 @@ def test_a_full_disk_under_the_state_is_a_state_error_and_changes_nothing(tmp_pa
             store.sync_jobs(specs * 200)
         assert "Free space" in (caught.value.hint or "")
         assert [r.job_id for r in store.jobs()] == ["j0"]
+
+
+def test_a_state_in_a_folder_named_with_hash_and_question_mark_reads(tmp_path: Path) -> None:
+    """open_readonly goes through an SQLite URI: '#' and '?' in a path are escaped, so the
+    right file is read and no stray file is made."""
+    folder = tmp_path / "my batch #1?"
+    folder.mkdir()
+    with StateStore.open(folder / "s.db", "b") as store:
+        store.sync_jobs([JobSpec("a", "p", (("duration", "5"),))])
+    with StateStore.open_readonly(folder / "s.db", "b") as store:
+        assert [r.job_id for r in store.jobs()] == ["a"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["my batch #1?"]
