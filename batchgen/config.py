@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -276,6 +277,9 @@ def resolve_run_config(
     settings = settings or RunSettings()
     connection = None if settings.emulator else resolve_connection(settings.env)
     time_scale, notes = _poll_time_scale(settings, connection)
+    if manifest.window is not None:
+        zone = manifest.window.timezone or f"the machine's time zone, {time.strftime('%Z')}"
+        notes += (f"new jobs are submitted only inside {manifest.window.text} ({zone})",)
     emulator = settings.emulator
     if emulator is not None and settings.time_scale is not None:
         emulator = EmulatorChoice(settings.time_scale, emulator.seed, emulator.options)

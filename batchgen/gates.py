@@ -21,7 +21,7 @@ import re
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
 from typing import Protocol, runtime_checkable
 
 from batchgen.models import JobSpec
@@ -183,3 +183,59 @@ def parse_until(text: str, now: datetime) -> datetime:
         raise ValueError(f"{text!r} is not a time of day like 06:00 or 23:30")
     when = now.replace(hour=int(match[1]), minute=int(match[2]), second=0, microsecond=0)
     return when if when > now else when + timedelta(days=1)
+
+
+class WindowGate:
+    """New jobs are submitted only inside the daily window (``schedule.window``); outside it
+    tasks in flight are still followed and downloaded, and the hold says when it opens."""
+
+    name = "window"
+
+    def __init__(
+        self,
+        start_min: int,
+        end_min: int,
+        tz: tzinfo,
+        text: str,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.start_min, self.end_min, self.tz, self.text = start_min, end_min, tz, text
+        self._clock = clock
+
+    def check(self, job: JobSpec) -> Hold | None:
+        now = datetime.fromtimestamp(self._clock(), self.tz)
+        if in_window(now, self.start_min, self.end_min):
+            return None
+        opens = next_opening(now, self.start_min)
+        return Hold(
+            self.name,
+            StopReason.HELD,
+            f"outside the submission window {self.text} ({now.tzname()}); it opens next at "
+            f"{opens.isoformat(sep=' ', timespec='minutes')}: run the same command then",
+        )
+
+
+def local_zone() -> tzinfo:
+    """The machine's time zone (what a window without ``timezone`` uses)."""
+    zone = datetime.now().astimezone().tzinfo
+    assert zone is not None
+    return zone
+
+
+def in_window(now: datetime, start_min: int, end_min: int) -> bool:
+    """Is ``now`` (its wall clock) inside ``start``-``end`` (minutes after midnight; an end
+    before the start spans midnight; equal ends mean all day)?"""
+    minute = now.hour * 60 + now.minute
+    if start_min == end_min:
+        return True
+    if start_min < end_min:
+        return start_min <= minute < end_min
+    return minute >= start_min or minute < end_min
+
+
+def next_opening(now: datetime, start_min: int) -> datetime:
+    """The next time the window opens after ``now``, in ``now``'s zone."""
+    hour, minute = divmod(start_min, 60)
+    opens = now.replace(hour=hour, minute=minute, second=0, microsecond=0)
+    return opens if opens > now else opens + timedelta(days=1)

@@ -189,6 +189,27 @@ class Limits:
 
 
 @dataclass(frozen=True)
+class Window:
+    """The daily time window in which new jobs may be submitted: ``start`` to ``end`` as
+    minutes after midnight in the time zone ``timezone`` (an IANA name; None: the machine's).
+    ``end`` before ``start`` spans midnight (``22:00-06:00``)."""
+
+    start_min: int
+    end_min: int
+    timezone: str | None = None
+    text: str = ""  # as written, e.g. "22:00-06:00"
+
+
+def parse_window(text: str) -> tuple[int, int]:
+    """``"22:00-06:00"`` as (start, end) minutes after midnight."""
+    match = re.fullmatch(r"\s*([01]?\d|2[0-3]):([0-5]\d)\s*-\s*([01]?\d|2[0-3]):([0-5]\d)\s*", text)
+    if match is None:
+        raise ValueError(f"{text!r} is not a window like 22:00-06:00")
+    h1, m1, h2, m2 = (int(g) for g in match.groups())
+    return h1 * 60 + m1, h2 * 60 + m2
+
+
+@dataclass(frozen=True)
 class Manifest:
     """A validated manifest: what to run, where outputs go, the request budget."""
 
@@ -198,6 +219,7 @@ class Manifest:
     output_dir: Path
     limits: Limits = field(default_factory=Limits)
     model: str = MODEL_ID
+    window: Window | None = None  # ``schedule.window``: submit only inside it
 
 
 class JobStatus(StrEnum):

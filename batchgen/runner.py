@@ -31,6 +31,7 @@ from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager
 from typing import Any
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 import anyio
 
@@ -65,7 +66,17 @@ from batchgen.events import (
     TaskStuck,
     WriteFailed,
 )
-from batchgen.gates import Budget, Deadline, Gate, Gates, Hold, Latch, Quota
+from batchgen.gates import (
+    Budget,
+    Deadline,
+    Gate,
+    Gates,
+    Hold,
+    Latch,
+    Quota,
+    WindowGate,
+    local_zone,
+)
 from batchgen.keys import expired_key_age
 from batchgen.models import (
     JobSpec,
@@ -167,6 +178,10 @@ class Runner:
             asked.append(Quota(config.limit, used=lambda: self._begun))
         if config.until is not None:
             asked.append(Deadline(config.until))
+        window = self.manifest.window
+        if window is not None:
+            zone = ZoneInfo(window.timezone) if window.timezone else local_zone()
+            asked.append(WindowGate(window.start_min, window.end_min, zone, window.text))
         return [*asked, *config.gates]
 
     # -- the run -------------------------------------------------------------------------------

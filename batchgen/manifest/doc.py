@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Generic, NamedTuple, TypeVar
 
 from batchgen.contract import PARAMS
-from batchgen.models import Limits, Location
+from batchgen.models import Limits, Location, Window
 
 T = TypeVar("T")
 
@@ -87,6 +87,7 @@ class ManifestDoc:
     rows: tuple[JobEntry, ...] = ()
     output_dir: Val[str] | None = None
     limits: Limits = field(default_factory=Limits)
+    window: Window | None = None
 
 
 class Draft(NamedTuple):

@@ -52,6 +52,7 @@ def load_manifest(path: Path) -> Manifest:
         output_dir=output_dir,
         limits=doc.limits,
         model=MODEL_ID,
+        window=doc.window,
     )
 
 

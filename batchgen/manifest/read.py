@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zoneinfo
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -15,7 +16,7 @@ from batchgen.manifest.read_jobs import Defaults, read_defaults, read_jobs
 from batchgen.manifest.read_matrix import read_excludes, read_matrix
 from batchgen.manifest.template import ID_PATTERN, slugify
 from batchgen.manifest.yamltree import YEntry, YMap, YNode, YScalar, YSeq
-from batchgen.models import Limits, Location
+from batchgen.models import Limits, Location, Window, parse_window
 
 TOP_KEYS = (
     "version",
@@ -31,8 +32,10 @@ TOP_KEYS = (
     "rows",
     "output",
     "limits",
+    "schedule",
 )
 OUTPUT_KEYS = ("dir",)
+SCHEDULE_KEYS = ("window", "timezone")
 LIMITS_KEYS = ("requests_per_second", "burst", "max_in_flight", "max_credits")
 MAX_BATCH_CHARS = 64
 R = TypeVar("R")
@@ -72,6 +75,7 @@ def read_doc(root: YNode, file: str, base_dir: Path, problems: Problems) -> Mani
         rows_files=read("rows", _rows_files, ()),
         output_dir=read("output", _output_dir, None),
         limits=read("limits", _limits, Limits()),
+        window=read("schedule", _schedule, None),
     )
     _check_combinations(doc, found, top, problems)
     return doc
@@ -145,6 +149,42 @@ def _limits(node: YNode, problems: Problems) -> Limits:
             count = fields.positive_int(found[key].value, f"limits.{key}", problems)
             limits = replace(limits, **{key: count.value}) if count else limits
     return limits
+
+
+def _schedule(node: YNode, problems: Problems) -> Window | None:
+    """``schedule: {window: "22:00-06:00", timezone: "Europe/Berlin"}``: submit only inside
+    the window, in that zone (default: the machine's)."""
+    mapping = fields.as_map(node, "schedule", problems)
+    if mapping is None:
+        return None
+    found = fields.check_keys(mapping, SCHEDULE_KEYS, "schedule", problems)
+    window = found.get("window")
+    if window is None:
+        problems.add(mapping.where, 'schedule needs a `window:` like "22:00-06:00"')
+        return None
+    text = fields.text(window.value, "schedule.window", problems)
+    if text is None:
+        return None
+    try:
+        start, end = parse_window(text.value)
+    except ValueError as exc:
+        problems.add(text.where, f"schedule.window: {exc} (start-end, 24-hour clock)")
+        return None
+    zone = None
+    if "timezone" in found:
+        tz_text = fields.text(found["timezone"].value, "schedule.timezone", problems)
+        if tz_text is not None:
+            try:
+                zoneinfo.ZoneInfo(tz_text.value)
+                zone = tz_text.value
+            except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+                problems.add(
+                    tz_text.where,
+                    f"schedule.timezone {tz_text.value!r} is not a time zone this machine knows; "
+                    "write an IANA name like Europe/Berlin or America/New_York",
+                )
+                return None
+    return Window(start, end, zone, text.value.strip())
 
 
 def _check_combinations(

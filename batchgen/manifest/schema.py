@@ -95,6 +95,24 @@ def _top_properties() -> Schema:
             },
         },
         "limits": _limits(),
+        "schedule": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["window"],
+            "description": "submit new jobs only inside a daily window; outside it tasks in "
+            "flight are still followed, and the run exits 4 saying when the window opens",
+            "properties": {
+                "window": {
+                    "type": "string",
+                    "pattern": f"^\\s*{_HHMM}\\s*-\\s*{_HHMM}\\s*$",
+                    "description": "start-end, 24-hour clock: 22:00-06:00 spans midnight",
+                },
+                "timezone": {
+                    "type": "string",
+                    "description": "an IANA time zone, e.g. Europe/Berlin (default: the machine's)",
+                },
+            },
+        },
     }
 
 
@@ -217,6 +235,9 @@ def _rows() -> Schema:
         "(separated by |), repeat, any param; other columns are template variables.",
         "anyOf": [file, {"type": "array", "items": file}],
     }
+
+
+_HHMM = "([01]?\\d|2[0-3]):[0-5]\\d"  # a time of day in a schedule window
 
 
 def _limits() -> Schema:

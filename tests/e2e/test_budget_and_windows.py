@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from datetime import datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -117,3 +119,27 @@ def test_a_deadline_that_passes_mid_run_stops_submitting_but_finishes_what_flies
         assert done == len(ledger["tasks"]), "every task created before it was finished"
         second = run_manifest(manifest, _settings(emu, state, max_in_flight=4))
     assert second.exit_code == 0
+
+
+def test_a_schedule_window_holds_new_jobs_outside_it_and_runs_inside(tmp_path: Path) -> None:
+    """``schedule.window`` closed now: nothing is submitted, exit 4, the message says when it
+    opens; a window that holds now runs the batch."""
+    cfg = EmulatorConfig(time_scale=0.01, seed=1, rate_limit_per_s=1000.0)
+    manifest = write_manifest(tmp_path, products=("a",))
+    now = datetime.now(ZoneInfo("Asia/Tokyo"))
+    closed = f"{(now + timedelta(hours=2)):%H:%M}-{(now + timedelta(hours=3)):%H:%M}"
+    open_ = f"{(now - timedelta(hours=1)):%H:%M}-{(now + timedelta(hours=2)):%H:%M}"
+    text = manifest.read_text()
+    state = tmp_path / "s.db"
+    with EmulatorThread(cfg) as emu:
+        env = {"RIVYA_BASE_URL": emu.base_url, "RIVYA_API_KEY": emu.api_key}
+        args = ("run", str(manifest), "--state", str(state), "--time-scale", "0.01", "-q")
+        manifest.write_text(text + f'schedule:\n  window: "{closed}"\n  timezone: Asia/Tokyo\n')
+        held = run_cli(*args, env=env)
+        assert held.returncode == 4, held.stderr
+        assert "only inside" in held.stderr and "Asia/Tokyo" in held.stderr
+        assert emu.ledger()["tasks"] == []
+        manifest.write_text(text + f'schedule:\n  window: "{open_}"\n  timezone: Asia/Tokyo\n')
+        ran = run_cli(*args, env=env)
+        assert ran.returncode == 0, ran.stderr
+        assert len(emu.ledger()["tasks"]) == 3
