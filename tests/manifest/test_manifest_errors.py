@@ -17,7 +17,7 @@ from batchgen.outcome import error_exit_code
 
 ALLOWED_TOP = (
     "allowed: version, batch, model, defaults, matrix, prompt, id, exclude, repeat, jobs, rows, "
-    "output, limits"
+    "output, limits, schedule"
 )
 DURATIONS = "3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15"
 
@@ -649,3 +649,42 @@ def test_every_problem_is_listed_in_file_order(write: Write) -> None:
         "m.yaml:6:29",
         "m.yaml:9:29",
     ]
+
+
+def test_a_schedule_window_and_zone_are_checked(write: Write) -> None:
+    """A window that is not HH:MM-HH:MM, a time zone the machine does not know, and a schedule
+    without a window are each refused at their place."""
+    write(
+        """
+        jobs:
+          - {id: one, prompt: "A"}
+        schedule:
+          window: "10pm-6am"
+        """
+    )
+    assert problems("m.yaml") == [
+        "m.yaml:4:11: schedule.window: '10pm-6am' is not a window like 22:00-06:00 "
+        "(start-end, 24-hour clock)"
+    ]
+    write(
+        """
+        jobs:
+          - {id: one, prompt: "A"}
+        schedule:
+          window: "22:00-06:00"
+          timezone: Mars/Olympus
+        """
+    )
+    assert problems("m.yaml") == [
+        "m.yaml:5:13: schedule.timezone 'Mars/Olympus' is not a time zone this machine knows; "
+        "write an IANA name like Europe/Berlin or America/New_York"
+    ]
+    write(
+        """
+        jobs:
+          - {id: one, prompt: "A"}
+        schedule:
+          timezone: UTC
+        """
+    )
+    assert problems("m.yaml") == ['m.yaml:4:3: schedule needs a `window:` like "22:00-06:00"']
