@@ -106,6 +106,7 @@ class Plan:
     changes: PlanChanges | None = None
     wallet: int | None = None  # the wallet's credits (``plan --online`` with a key)
     wallet_note: str = ""  # why the wallet is unknown online ("no key"); "" offline
+    budget: int | None = None  # ``limits.max_credits``: the batch's budget, if it has one
 
 
 def make_plan(
@@ -133,6 +134,7 @@ def make_plan(
         base_credits=price,
         credits=price * to_submit,
         credits_is_estimate=base_credits is None,
+        budget=manifest.limits.max_credits,
         reference_files=files,
         reference_bytes=total_bytes,
         reference_urls=urls,
@@ -260,6 +262,7 @@ def _summary_lines(plan: Plan) -> list[str]:
         f"jobs        {plan.job_count:,} ({plan.jobs_to_submit:,} to submit)",
         f"credits     {plan.credits:,} ({how})",
         *_wallet_line(plan),
+        *_budget_line(plan),
         f"references  {refs}",
         f"output      {plan.output_dir}",
     ]
@@ -272,6 +275,17 @@ def _wallet_line(plan: Plan) -> list[str]:
     short = plan.credits - plan.wallet
     verdict = "covers it" if short <= 0 else f"{short:,} short"
     return [f"wallet      {plan.wallet:,} credits ({verdict})"]
+
+
+def _budget_line(plan: Plan) -> list[str]:
+    """``budget      9,000 credits (covers it)`` when the manifest sets ``limits.max_credits``.
+    The budget counts the whole batch (what earlier runs spent too); the plan compares it with
+    what this run would reserve, so "covers it" is an upper bound on what is left to spend."""
+    if plan.budget is None:
+        return []
+    short = plan.credits - plan.budget
+    verdict = "covers it" if short <= 0 else f"{short:,} short: the run stops there, exit 4"
+    return [f"budget      {plan.budget:,} credits ({verdict})"]
 
 
 def _changes_line(changes: PlanChanges) -> str:

@@ -127,3 +127,21 @@ def test_every_stored_status_has_a_category(status: JobStatus) -> None:
     assert isinstance(category, Category)
     submits = category in (Category.NEW, Category.BLOCKED) or status is JobStatus.SUBMITTING
     assert plan.jobs_to_submit == int(submits)
+
+
+def test_plan_shows_the_budget_against_the_estimate() -> None:
+    """``limits.max_credits`` appears beside the estimate, with the shortfall when it is too
+    small; no budget, no line."""
+    from dataclasses import replace
+
+    from batchgen.models import Limits
+
+    jobs = [_job(f"j{i}") for i in range(3)]
+    tight = replace(_manifest(*jobs), limits=Limits(max_credits=200))
+    assert "budget      200 credits (70 short: the run stops there, exit 4)" in render_plan(
+        make_plan(tight)
+    )
+    roomy = replace(_manifest(*jobs), limits=Limits(max_credits=270))
+    assert "budget      270 credits (covers it)" in render_plan(make_plan(roomy))
+    assert "budget" not in render_plan(make_plan(_manifest(*jobs)))
+    assert plan_to_dict(make_plan(tight))["budget"] == 200
