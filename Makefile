@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 BG     := $(VENV)/bin/batchgen
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install demo test test-fast lint bench clean
+.PHONY: install demo test test-fast lint bench clean browser
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,24 @@ test: install
 ## The edit-test loop: everything but the tests marked slow (crash, signal and long runs).
 test-fast: install
 	$(PY) -m pytest -m "not slow"
+
+## Debian's Chromium, for the gallery's browser test (tests/e2e/test_gallery_browser.py, skipped
+## without it). Nothing to do when a chromium is on PATH; never fails the build: without apt-get,
+## root or the network it says why and the test skips. .ci/run calls it before `make test`.
+browser:
+	@if command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; then \
+		echo "browser: $$(command -v chromium || command -v chromium-browser) already installed"; \
+	elif ! command -v apt-get >/dev/null 2>&1; then \
+		echo "browser: no apt-get here; install Chromium by hand or the browser test skips"; \
+	elif [ "$$(id -u)" != 0 ]; then \
+		echo "browser: apt-get needs root; run 'sudo make browser' or the browser test skips"; \
+	elif DEBIAN_FRONTEND=noninteractive apt-get update -qq \
+		&& DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+			chromium >/dev/null; then \
+		echo "browser: installed $$(chromium --version 2>/dev/null)"; \
+	else \
+		echo "browser: apt-get could not install chromium (above); the browser test skips"; \
+	fi
 
 lint: install
 	$(VENV)/bin/ruff check batchgen tests bench
