@@ -51,7 +51,7 @@ from batchgen.manifest import load_manifest, manifest_warnings
 from batchgen.models import JobStatus, Manifest, job_selected, output_stem
 from batchgen.outcome import RunOutcome, run_exit_code
 from batchgen.preflight import online_facts, run_preflight
-from batchgen.progress import ProgressDisplay
+from batchgen.progress import LiveDisplay, ProgressDisplay, RichConsole
 from batchgen.recorder import EventRecorder
 from batchgen.redact import install_redaction
 from batchgen.report import Report, report_from_state, report_from_store, select_jobs
@@ -126,6 +126,9 @@ def _progress(config: RunConfig, bus: EventBus, total: int) -> Iterator[None]:
         return
     console = Console(config.progress_stream)
     display = ProgressDisplay(console, total)
+    if console.live:  # a terminal: the multi-line view; elsewhere timestamped lines
+        console = RichConsole(config.progress_stream)
+        display = LiveDisplay(console, total)
     bus.subscribe(display)
     with console.active():
         try:

@@ -3,12 +3,27 @@
 from __future__ import annotations
 
 import fcntl
+import io
+import logging
+import re
 from dataclasses import replace
 from pathlib import Path
 
+from rich.console import Console as RichTerminal
+
 from batchgen.commands import BatchStatus, oldest_in_flight, run_holds_lock
+from batchgen.console import ConsoleHandler, IsoFormatter
+from batchgen.events import (
+    Estimate,
+    JobChanged,
+    NeedsDecision,
+    RateLimited,
+    RequestAnswered,
+    RunStarted,
+)
 from batchgen.live import failures_by_code, finished, status_to_dict
 from batchgen.models import JobStatus
+from batchgen.progress import LiveDisplay, RichConsole
 from batchgen.report import JobReport, RecordedError, Report, ReportStatus, totals
 from batchgen.rows import JobRow
 
@@ -82,3 +97,63 @@ def test_status_dict_and_finished() -> None:
     done = replace(status, report=_report(_failed("a", "timeout")))
     assert finished(done)
     assert not finished(replace(done, running=True))
+
+
+class _Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def _busy_display(console: RichConsole) -> LiveDisplay:
+    display = LiveDisplay(console, total=1234)
+    display(RunStarted(batch="b", jobs=1234, to_do=1234, workers=8,
+                       by_status=(("pending", 1200), ("succeeded", 34))))  # fmt: skip
+    for i in range(50):
+        display(JobChanged(job_id=f"j{i}", status=JobStatus.RUNNING, previous=JobStatus.PENDING,
+                           credits=(90, None)))  # fmt: skip
+        display(RequestAnswered(endpoint="POST /api/v1/generations", status=201))
+    display(RateLimited(endpoint="GET /api/v1/generations/{id}", retry_after_s=1.0))
+    display(NeedsDecision(job_id="x", idempotency_key="k", submitted_at=None, age_s=1e9, why="w"))
+    display(Estimate(eta_s=3725.0))
+    return display
+
+
+def test_the_live_view_fits_80_columns_and_shows_rate_and_eta() -> None:
+    """Rendered at 80 columns, every line fits, with per-phase counts, the bar's done/total,
+    credits, the request rate with its 429s, and the ETA."""
+    display = _busy_display(RichConsole(io.StringIO()))
+    screen = RichTerminal(width=80, record=True, file=io.StringIO())
+    screen.print(display.renderable())
+    text = screen.export_text()
+    assert all(len(line) <= 80 for line in text.splitlines()), text
+    for shown in ("34/1234 done", "pending 1150", "running 50", "succeeded 34", "failed 0",
+                  "credits 0 charged, 4,500 reserved", "(1 429)", "/s", "ETA 1:02:05",
+                  "need a decision"):  # fmt: skip
+        assert shown in text, (shown, text)
+
+
+def test_a_log_line_prints_above_the_live_view_never_onto_it() -> None:
+    """On a terminal, a log line written while the view is live is a line of its own, and
+    the view is drawn again below it."""
+    out = _Tty()
+    console = RichConsole(out)
+    display = _busy_display(console)
+    logger = logging.getLogger("batchgen.test-live")
+    handler = ConsoleHandler()
+    handler.setFormatter(IsoFormatter())
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        with console.active():
+            display.draw()
+            logger.warning("sneaker: failed")
+            display.finish()
+    finally:
+        logger.removeHandler(handler)
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", out.getvalue())  # drop cursor moves
+    lines = [line.strip() for line in text.replace("\r", "\n").splitlines()]
+    logged = [line for line in lines if "sneaker: failed" in line]
+    assert logged and all(line.endswith("batchgen: sneaker: failed") for line in logged)
+    assert re.match(r"^\d{4}-", logged[0]), logged
+    after = lines[lines.index(logged[0]) + 1 :]
+    assert any("done" in line for line in after)  # the view again, below the log line
