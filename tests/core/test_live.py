@@ -21,7 +21,7 @@ from batchgen.events import (
     RequestAnswered,
     RunStarted,
 )
-from batchgen.live import failures_by_code, finished, status_to_dict
+from batchgen.live import CLEAR, failures_by_code, finished, status_to_dict, watch_status
 from batchgen.models import JobStatus
 from batchgen.progress import LiveDisplay, RichConsole
 from batchgen.report import JobReport, RecordedError, Report, ReportStatus, totals
@@ -157,3 +157,23 @@ def test_a_log_line_prints_above_the_live_view_never_onto_it() -> None:
     assert re.match(r"^\d{4}-", logged[0]), logged
     after = lines[lines.index(logged[0]) + 1 :]
     assert any("done" in line for line in after)  # the view again, below the log line
+
+
+def test_watch_redraws_in_place_on_a_terminal_and_dates_blocks_elsewhere() -> None:
+    """On a terminal each refresh clears the screen; elsewhere each is a block headed by an
+    ISO timestamp; with until_done the watch ends at the first finished status."""
+    busy = BatchStatus(_report(JobReport("a", ReportStatus.RUNNING, task_id="t")), (), None, True)
+    done = BatchStatus(_report(JobReport("a", ReportStatus.SUCCEEDED)), (), None, False)
+    for out, mark in ((_Tty(), CLEAR), (io.StringIO(), "-- 2")):
+        reads = iter([busy, busy, done])
+        last = watch_status(
+            reads.__next__,
+            lambda s: f"running={s.running}",
+            interval_s=0.5,
+            until_done=True,
+            out=out,
+            sleep=lambda _: None,
+        )
+        assert last is done
+        assert out.getvalue().count(mark) == 3
+        assert out.getvalue().rstrip().endswith("running=False")
