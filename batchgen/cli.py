@@ -14,6 +14,7 @@ import dataclasses
 import json
 import logging
 import os
+import signal
 import sys
 import time
 import traceback
@@ -37,7 +38,7 @@ from batchgen.outcome import (
 from batchgen.redact import redact
 
 if TYPE_CHECKING:  # the commands are imported lazily, so `--help` stays fast
-    from batchgen.commands import RunResult
+    from batchgen.commands import BatchStatus, RunResult
     from batchgen.jsonlog import JsonLog
     from batchgen.report import Report
 
@@ -336,17 +337,25 @@ def _render_report(report: Report, fmt: str, manifest: Path | None, output: Path
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from batchgen.binding import describe_service
     from batchgen.commands import status_batch
-    from batchgen.report import render_totals
+    from batchgen.errors import Interrupted
+    from batchgen.live import render_status, render_status_json, watch_status
 
-    status = status_batch(args.manifest, args.state, emulator=args.emulator, only=args.only)
-    lines = [render_totals(status.report), describe_service(status.report.service)]
-    if status.events:
-        lines.append("latest events:")
-        lines += [f"  {e.at}  {e.kind}: {e.detail}" for e in status.events]
-    print(redact("\n".join(lines)))
-    return 0
+    def read() -> BatchStatus:
+        return status_batch(args.manifest, args.state, emulator=args.emulator, only=args.only)
+
+    render = render_status_json if args.json else render_status
+    interval_s = args.watch or (2.0 if args.until_done else None)  # --until-done watches
+    if interval_s is None:
+        print(render(read()))
+        return 0
+    try:
+        last = watch_status(read, render, interval_s=interval_s, until_done=args.until_done)
+    except Interrupted as exc:
+        if exc.signum != signal.SIGINT:
+            raise
+        return 0  # Ctrl-C is how a watch ends
+    return int(jobs_exit_code(dict(last.report.totals.by_status)))
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
@@ -726,6 +735,27 @@ def _add_simple(
     _add_manifest(p, optional=True)
     _add_state(p)
     _add_only(p)
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object: totals, failures by error code, the oldest task in "
+        "flight, the latest events, and whether a run holds the state now",
+    )
+    p.add_argument(
+        "--watch",
+        type=_positive_float,
+        nargs="?",
+        const=2.0,
+        metavar="SECONDS",
+        help="redraw every SECONDS (default 2) until Ctrl-C; read only, so it works from "
+        "another shell while a run holds the state",
+    )
+    p.add_argument(
+        "--until-done",
+        action="store_true",
+        help="with --watch: stop when no run holds the state and nothing is in flight, "
+        "exiting as `report` does",
+    )
     p.set_defaults(func=cmd_status)
 
     p = sub.add_parser(

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import fcntl
 import json
 import logging
 import os
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -45,13 +48,14 @@ from batchgen.eventlog import EventLog
 from batchgen.events import EventBus, RunFinished
 from batchgen.limits import RequestLimiter
 from batchgen.manifest import load_manifest, manifest_warnings
-from batchgen.models import Manifest, output_stem
+from batchgen.models import JobStatus, Manifest, job_selected, output_stem
 from batchgen.outcome import RunOutcome, run_exit_code
 from batchgen.preflight import online_facts, run_preflight
-from batchgen.progress import ProgressDisplay
+from batchgen.progress import LiveDisplay, ProgressDisplay, RichConsole
 from batchgen.recorder import EventRecorder
 from batchgen.redact import install_redaction
 from batchgen.report import Report, report_from_state, report_from_store, select_jobs
+from batchgen.rows import JobRow
 from batchgen.runner import run_batch
 from batchgen.store import StateStore, StoredEvent
 
@@ -122,6 +126,9 @@ def _progress(config: RunConfig, bus: EventBus, total: int) -> Iterator[None]:
         return
     console = Console(config.progress_stream)
     display = ProgressDisplay(console, total)
+    if console.live:  # a terminal: the multi-line view; elsewhere timestamped lines
+        console = RichConsole(config.progress_stream)
+        display = LiveDisplay(console, total)
     bus.subscribe(display)
     with console.active():
         try:
@@ -280,11 +287,24 @@ def report_batch(
 
 
 @dataclass(frozen=True)
+class InFlight:
+    """A task created on the service and not finished yet, as the state last saw it."""
+
+    job_id: str
+    task_id: str
+    age_s: float | None  # since the service created it (None: its creation time is unknown)
+    remote_status: str | None  # the status the service last answered
+
+
+@dataclass(frozen=True)
 class BatchStatus:
-    """``batchgen status``: the report, and the latest notable events of the batch's runs."""
+    """``batchgen status``: the report, the latest notable events of the batch's runs, the
+    oldest task in flight, and whether a run holds the state right now."""
 
     report: Report
     events: tuple[StoredEvent, ...]
+    oldest_in_flight: InFlight | None = None
+    running: bool = False
 
 
 def status_batch(
@@ -295,13 +315,61 @@ def status_batch(
     emulator: bool = False,
     only: Sequence[str] = (),
 ) -> BatchStatus:
-    """The report and the ``events`` table's latest rows (read only; works during a run)."""
-    status = _inspect(path, state_path, emulator=emulator, events=events)
+    """The report and the ``events`` table's latest rows (read only; works during a run and
+    never takes the run's lock)."""
+    status = _inspect(path, state_path, emulator=emulator, events=events, only=only)
     return replace(status, report=select_jobs(status.report, only))
 
 
+def run_holds_lock(state_path: Path) -> bool:
+    """Whether a run holds the state's lock now: a shared, non-blocking try on the lock file
+    beside the resolved state (a run holds it exclusively), released at once. A missing lock
+    file is never created: no run has it."""
+    real = state_path.resolve()
+    try:
+        fd = os.open(real.with_name(real.name + ".lock"), os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)  # closing releases a shared lock taken above
+    return False
+
+
+def oldest_in_flight(rows: Sequence[JobRow], now: float | None = None) -> InFlight | None:
+    """The running job whose task the service created first (unknown creation times last)."""
+    now = time.time() if now is None else now
+    found = [
+        InFlight(r.job_id, r.task_id, _age_s(r.task_created_at, now), r.remote_status)
+        for r in rows
+        if r.status is JobStatus.RUNNING and r.task_id is not None
+    ]
+    if not found:
+        return None
+    return max(found, key=lambda f: -1.0 if f.age_s is None else f.age_s)
+
+
+def _age_s(created_at: str | None, now: float) -> float | None:
+    if not created_at:
+        return None
+    try:
+        return max(now - datetime.fromisoformat(created_at).timestamp(), 0.0)
+    except ValueError:
+        return None
+
+
 def _inspect(
-    path: Path | None, state_path: Path | None, *, emulator: bool, events: int
+    path: Path | None,
+    state_path: Path | None,
+    *,
+    emulator: bool,
+    events: int,
+    only: Sequence[str] = (),
 ) -> BatchStatus:
     manifest, problem = None, None
     if path is not None:
@@ -311,7 +379,7 @@ def _inspect(
             problem = exc
     if manifest is not None:
         with _open_state(manifest, state_path, emulator) as store:
-            return BatchStatus(report_from_store(manifest, store), store.recent_events(events))
+            return _status_of(store, report_from_store(manifest, store), events, only)
     batch = _batch_name(path) if path is not None else None
     if state_path is None:
         if path is None:
@@ -330,7 +398,17 @@ def _inspect(
             f", and {more} more problem(s): batchgen validate lists them" if more > 0 else "",
         )
     with StateStore.open_readonly(state_path, batch) as store:
-        return BatchStatus(report_from_state(store), store.recent_events(events))
+        return _status_of(store, report_from_state(store), events, only)
+
+
+def _status_of(store: StateStore, report: Report, events: int, only: Sequence[str]) -> BatchStatus:
+    rows = [r for r in store.jobs(statuses=[JobStatus.RUNNING]) if job_selected(r.job_id, only)]
+    return BatchStatus(
+        report,
+        store.recent_events(events),
+        oldest_in_flight(rows),
+        run_holds_lock(store.path),
+    )
 
 
 def _batch_name(path: Path) -> str | None:

@@ -23,6 +23,7 @@ LAYERS: list[set[str]] = [
     {"downloads"},
     {"runner"},
     {"commands"},  # one library call per CLI command
+    {"live"},  # status --json and --watch, over commands
     {"cli", "__init__"},  # thin adapter; the public API
     {"__main__"},
 ]
