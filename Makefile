@@ -32,18 +32,18 @@ test-fast: install
 ## without it). Nothing to do when a chromium is on PATH; never fails the build: without apt-get,
 ## root or the network it says why and the test skips. .ci/run calls it before `make test`.
 browser:
-	@if command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; then \
-		echo "browser: $$(command -v chromium || command -v chromium-browser) already installed"; \
+	@if command -v chromium >/dev/null 2>&1 && command -v tmux >/dev/null 2>&1; then \
+		echo "browser: $$(command -v chromium) and $$(command -v tmux) already installed"; \
 	elif ! command -v apt-get >/dev/null 2>&1; then \
-		echo "browser: no apt-get here; install Chromium by hand or the browser test skips"; \
+		echo "browser: no apt-get here; install chromium and tmux by hand or their tests skip"; \
 	elif [ "$$(id -u)" != 0 ]; then \
-		echo "browser: apt-get needs root; run 'sudo make browser' or the browser test skips"; \
+		echo "browser: apt-get needs root; run 'sudo make browser' or the tests skip"; \
 	elif DEBIAN_FRONTEND=noninteractive apt-get update -qq \
 		&& DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-			chromium >/dev/null; then \
-		echo "browser: installed $$(chromium --version 2>/dev/null)"; \
+			chromium tmux >/dev/null; then \
+		echo "browser: installed $$(chromium --version 2>/dev/null) and $$(tmux -V)"; \
 	else \
-		echo "browser: apt-get could not install chromium (above); the browser test skips"; \
+		echo "browser: apt-get could not install chromium/tmux (above); their tests skip"; \
 	fi
 
 lint: install
