@@ -176,6 +176,9 @@ def client_request_id(batch: str, job_id: str) -> str:
     return f"{batch}/{job_id}"[:128]
 
 
+MAX_JOBS = 100_000  # ``limits.max_jobs``'s default: past it, a manifest stops at validation
+
+
 @dataclass(frozen=True)
 class Limits:
     """Request budget. ``rate_per_s`` sustained requests per second over *all* requests,
@@ -186,6 +189,7 @@ class Limits:
     burst: int = 5
     max_in_flight: int = 20
     max_credits: int | None = None  # the batch's budget: credits charged or held, at most
+    max_jobs: int = MAX_JOBS  # a sanity cap: a manifest expanding past it stops at validation
 
 
 @dataclass(frozen=True)

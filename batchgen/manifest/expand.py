@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import difflib
 import itertools
+import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
@@ -33,6 +34,17 @@ class Expansion:
 
     drafts: tuple[Draft, ...]
     problems: tuple[tuple[Location, str], ...]
+
+
+def most_jobs(doc: ManifestDoc) -> int:
+    """How many jobs ``doc`` expands to at most (``exclude`` not subtracted), computed without
+    expanding: what the sanity cap is checked against before any job is built."""
+    repeat = doc.repeat.value if doc.repeat else 1
+    matrix = math.prod(len(axis.values) for axis in doc.axes) if doc.axes else 0
+    entries = sum(
+        entry.repeat.value if entry.repeat else repeat for entry in (*doc.jobs, *doc.rows)
+    )
+    return matrix * repeat + entries
 
 
 def expand(doc: ManifestDoc) -> Expansion:

@@ -17,14 +17,14 @@ from pathlib import Path
 from batchgen.errors import ManifestError, Problem
 from batchgen.manifest.check import build_specs
 from batchgen.manifest.doc import ManifestDoc
-from batchgen.manifest.expand import expand
+from batchgen.manifest.expand import expand, most_jobs
 from batchgen.manifest.localfile import LocalFileError, read_capped
 from batchgen.manifest.problems import Problems
 from batchgen.manifest.read import read_doc
 from batchgen.manifest.refs import ReferenceResolver
 from batchgen.manifest.rows import load_rows
 from batchgen.manifest.yamltree import parse_yaml
-from batchgen.models import MODEL_ID, Manifest
+from batchgen.models import MODEL_ID, Location, Manifest
 
 
 def load_manifest(path: Path) -> Manifest:
@@ -39,6 +39,7 @@ def load_manifest(path: Path) -> Manifest:
     if doc is None:
         raise problems.error()  # the top level is unusable; a problem says why
     doc = replace(doc, rows=load_rows(doc, problems))
+    _check_size(doc, problems)
     expansion = expand(doc)
     for where, message in expansion.problems:
         problems.add(where, message)
@@ -54,6 +55,22 @@ def load_manifest(path: Path) -> Manifest:
         model=MODEL_ID,
         window=doc.window,
     )
+
+
+def _check_size(doc: ManifestDoc, problems: Problems) -> None:
+    """A manifest that would expand past ``limits.max_jobs`` (a typo in a matrix away from ten
+    million jobs) stops here, in the time it takes to multiply the axis sizes."""
+    count = most_jobs(doc)
+    cap = doc.limits.max_jobs
+    if count > cap:
+        where = doc.matrix_where or Location(doc.file, 1, 1)
+        problems.add(
+            where,
+            f"this manifest expands to {count:,} jobs (before exclude), more than "
+            f"limits.max_jobs ({cap:,}); check the matrix and repeat for a typo, or raise "
+            "limits.max_jobs if you mean it",
+        )
+        problems.raise_if_any()
 
 
 MAX_MANIFEST_BYTES = 20_000_000  # a manifest is a page of YAML; 100,000 jobs belong in rows

@@ -36,7 +36,7 @@ TOP_KEYS = (
 )
 OUTPUT_KEYS = ("dir",)
 SCHEDULE_KEYS = ("window", "timezone")
-LIMITS_KEYS = ("requests_per_second", "burst", "max_in_flight", "max_credits")
+LIMITS_KEYS = ("requests_per_second", "burst", "max_in_flight", "max_credits", "max_jobs")
 MAX_BATCH_CHARS = 64
 R = TypeVar("R")
 
@@ -144,7 +144,7 @@ def _limits(node: YNode, problems: Problems) -> Limits:
             found["requests_per_second"].value, "limits.requests_per_second", problems
         )
         limits = replace(limits, rate_per_s=rate.value) if rate else limits
-    for key in ("burst", "max_in_flight", "max_credits"):
+    for key in ("burst", "max_in_flight", "max_credits", "max_jobs"):
         if key in found:
             count = fields.positive_int(found[key].value, f"limits.{key}", problems)
             limits = replace(limits, **{key: count.value}) if count else limits

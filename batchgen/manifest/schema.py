@@ -253,6 +253,13 @@ def _limits() -> Schema:
             },
             "burst": {"type": "integer", "minimum": 1, "default": default.burst},
             "max_in_flight": {"type": "integer", "minimum": 1, "default": default.max_in_flight},
+            "max_jobs": {
+                "type": "integer",
+                "minimum": 1,
+                "default": 100000,
+                "description": "a sanity cap: a manifest that would expand to more jobs stops "
+                "at validation, in seconds (a typo in a matrix is a million jobs away)",
+            },
             "max_credits": {
                 "type": "integer",
                 "minimum": 1,

@@ -525,7 +525,7 @@ def test_limits_are_checked(write: Write) -> None:
         "m.yaml:4:24: limits.requests_per_second must be a number greater than 0, not -1",
         "m.yaml:5:10: limits.burst must be a whole number of at least 1, not 2.5",
         "m.yaml:6:3: unknown key 'max_inflight' in limits; did you mean 'max_in_flight'? "
-        "(allowed: requests_per_second, burst, max_in_flight, max_credits)",
+        "(allowed: requests_per_second, burst, max_in_flight, max_credits, max_jobs)",
     ]
 
 
@@ -688,3 +688,34 @@ def test_a_schedule_window_and_zone_are_checked(write: Write) -> None:
         """
     )
     assert problems("m.yaml") == ['m.yaml:4:3: schedule needs a `window:` like "22:00-06:00"']
+
+
+def test_a_matrix_a_typo_away_from_ten_million_jobs_stops_at_once(write: Write) -> None:
+    """10,000,000 jobs (a repeat with three zeros too many) stop at validation with the count
+    and how to raise the cap, without expanding a single job; a raised cap lets it through
+    to expansion (here capped to stay small)."""
+    axis = ", ".join(f"p{i}" for i in range(100))
+    write(
+        f"""
+        matrix:
+          product: [{axis}]
+        prompt: "A {{product}}"
+        repeat: 100000
+        """
+    )
+    assert problems("m.yaml") == [
+        "m.yaml:1:1: this manifest expands to 10,000,000 jobs (before exclude), more than "
+        "limits.max_jobs (100,000); check the matrix and repeat for a typo, or raise "
+        "limits.max_jobs if you mean it"
+    ]
+    write(
+        f"""
+        matrix:
+          product: [{axis}]
+        prompt: "A {{product}}"
+        repeat: 3
+        limits:
+          max_jobs: 299
+        """
+    )
+    assert problems("m.yaml")[0].startswith("m.yaml:1:1: this manifest expands to 300 jobs")
