@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from batchgen.errors import StateError
+from batchgen.models import is_loopback_host
 
 EMULATOR_SERVICE = "emulator (in-process)"
 META_SERVICE = "service"
@@ -49,21 +49,9 @@ def service_identity(base_url: str | None) -> str:
     host = (parts.hostname or "").lower()
     shown = f"[{host}]" if ":" in host else host
     port = parts.port
-    if port is None or _is_loopback(host) or port == {"http": 80, "https": 443}.get(scheme):
+    if port is None or is_loopback_host(host) or port == {"http": 80, "https": 443}.get(scheme):
         return f"{scheme}://{shown}"
     return f"{scheme}://{shown}:{port}"
-
-
-def _is_loopback(host: str) -> bool:
-    """``localhost`` or a loopback address: the rule of ``wire.is_loopback_host``, repeated here
-    because this module sits below ``wire`` (the report may read a state's service)."""
-    name = host.strip("[]").rstrip(".").lower()
-    if name == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
 
 
 def new_salt() -> str:

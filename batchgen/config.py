@@ -33,12 +33,11 @@ from batchgen.events import Subscriber
 from batchgen.files import DOWNLOAD_DEADLINE_S, MAX_RESULT_BYTES
 from batchgen.gates import Gate
 from batchgen.keys import DEFAULT_KEY_LIFETIME_S
-from batchgen.models import Limits, Manifest
+from batchgen.models import Limits, Manifest, is_loopback_host
 from batchgen.polling import PollPolicy
 from batchgen.redact import KEY_PREFIXES
 from batchgen.retry import RetryPolicy
 from batchgen.store import StateStore
-from batchgen.wire import is_loopback_host
 
 DEFAULT_BASE_URL = "https://rivya.ai"
 ENV_KEY = "RIVYA_API_KEY"

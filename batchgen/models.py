@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
+import ipaddress
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -134,6 +135,19 @@ def idempotency_key(key: str, attempt: int) -> str:
 
 _UNSAFE_IN_NAMES = re.compile(r"[^A-Za-z0-9._-]+")
 MAX_STEM_CHARS = 150
+
+
+def is_loopback_host(host: str | None) -> bool:
+    """True for ``localhost`` and any loopback address (127.0.0.0/8, ::1)."""
+    if not host:
+        return False
+    name = host.strip("[]").rstrip(".").lower()
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
 
 
 def job_selected(job_id: str, only: Sequence[str]) -> bool:

@@ -84,6 +84,7 @@ from batchgen.models import (
     Manifest,
     RemoteStatus,
     RemoteTask,
+    is_loopback_host,
     job_key,
     job_selected,
 )
@@ -93,7 +94,6 @@ from batchgen.schedule import TaskSchedule, eta_s, schedule_for
 from batchgen.signals import SignalCatcher
 from batchgen.store import JobRow, StateStore
 from batchgen.uploads import Uploader
-from batchgen.wire import is_loopback_host
 
 log = logging.getLogger("batchgen.runner")
 

@@ -20,7 +20,6 @@ aiohttp, no logging. ``batchgen.client`` does the I/O and calls these to read wh
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import math
 import re
@@ -52,7 +51,13 @@ from batchgen.errors import (
     ValidationFailedError,
 )
 from batchgen.events import Event, RateLimited, RequestAnswered, RequestRetried
-from batchgen.models import RemoteStatus, RemoteTask, UploadedFile, parse_timestamp
+from batchgen.models import (
+    RemoteStatus,
+    RemoteTask,
+    UploadedFile,
+    is_loopback_host,
+    parse_timestamp,
+)
 
 SCOPES = (
     "models:read",
@@ -94,19 +99,6 @@ _HINTS: Mapping[type[ApiError], str] = {
 
 
 # --------------------------------------------------------------------------- base URL and key
-
-
-def is_loopback_host(host: str | None) -> bool:
-    """True for ``localhost`` and any loopback address (127.0.0.0/8, ::1)."""
-    if not host:
-        return False
-    name = host.strip("[]").rstrip(".").lower()
-    if name == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
 
 
 def check_base_url(base_url: str, api_key: str | None) -> URL:

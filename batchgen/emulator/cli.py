@@ -12,21 +12,7 @@ import signal
 import sys
 from typing import Any
 
-from .config import (
-    ALL_READINGS,
-    CREATE_STATUS_MODES,
-    END_STATUS_NAMES,
-    FILE_ID_FIELDS,
-    FILES_ANSWERS,
-    INSUFFICIENT_CREDITS_MODES,
-    PROMPT_COUNTS,
-    REPLAY_IN_FLIGHT_MODES,
-    RESULT_ORIGINS,
-    RETRY_AFTER_MODES,
-    SIZE_LIMITS,
-    ApiKey,
-    EmulatorConfig,
-)
+from .config import ALL_READINGS, CHOICES, ApiKey, EmulatorConfig
 from .server import is_loopback, running_emulator
 
 DEFAULT_PORT = 8787
@@ -87,18 +73,6 @@ SWITCH_HELP: dict[str, str] = {
     "admin_enabled": "serve /_emulator/ledger and /_emulator/admin/* (default: only on "
     "loopback hosts)",
     "state_file": "keep state in this JSON-lines file so it survives a restart",
-}
-CHOICES = {
-    "retry_after_mode": RETRY_AFTER_MODES,
-    "insufficient_credits_mode": INSUFFICIENT_CREDITS_MODES,
-    "create_status": CREATE_STATUS_MODES,
-    "file_id_field": FILE_ID_FIELDS,
-    "replay_in_flight": REPLAY_IN_FLIGHT_MODES,
-    "files_answer": FILES_ANSWERS,
-    "result_origin": RESULT_ORIGINS,
-    "prompt_count": PROMPT_COUNTS,
-    "size_limit": SIZE_LIMITS,
-    "end_status_name": END_STATUS_NAMES,
 }
 ALL_READINGS_HELP = (
     "turn on every reading the real service may take where its documentation is silent, at "

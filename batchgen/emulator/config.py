@@ -207,20 +207,23 @@ class EmulatorConfig:
         return out
 
 
+# switch name -> its allowed values (the CLI offers them as choices)
+CHOICES: dict[str, tuple[str, ...]] = {
+    "retry_after_mode": RETRY_AFTER_MODES,
+    "insufficient_credits_mode": INSUFFICIENT_CREDITS_MODES,
+    "create_status": CREATE_STATUS_MODES,
+    "file_id_field": FILE_ID_FIELDS,
+    "replay_in_flight": REPLAY_IN_FLIGHT_MODES,
+    "files_answer": FILES_ANSWERS,
+    "result_origin": RESULT_ORIGINS,
+    "prompt_count": PROMPT_COUNTS,
+    "size_limit": SIZE_LIMITS,
+    "end_status_name": END_STATUS_NAMES,
+}
+
+
 def _check_choices(cfg: EmulatorConfig) -> None:
-    choices = {
-        "retry_after_mode": RETRY_AFTER_MODES,
-        "insufficient_credits_mode": INSUFFICIENT_CREDITS_MODES,
-        "create_status": CREATE_STATUS_MODES,
-        "file_id_field": FILE_ID_FIELDS,
-        "replay_in_flight": REPLAY_IN_FLIGHT_MODES,
-        "files_answer": FILES_ANSWERS,
-        "result_origin": RESULT_ORIGINS,
-        "prompt_count": PROMPT_COUNTS,
-        "size_limit": SIZE_LIMITS,
-        "end_status_name": END_STATUS_NAMES,
-    }
-    for name, allowed in choices.items():
+    for name, allowed in CHOICES.items():
         if getattr(cfg, name) not in allowed:
             raise ValueError(f"{name} must be one of {allowed}, got {getattr(cfg, name)!r}")
     if not cfg.keys:
