@@ -11,6 +11,11 @@ from typing import Any
 
 from batchgen.models import JobStatus
 
+# statuses whose task's charge is final (its reservation was charged or given back)
+_SETTLED = frozenset(
+    {JobStatus.DOWNLOADING, JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.BLOCKED}
+)
+
 
 @dataclass(frozen=True)
 class JobRow:
@@ -47,6 +52,17 @@ class JobRow:
     prompt: str | None = None
     params: dict[str, str] | None = None  # the kling-3-0 params as sent (string form)
     reference_files: tuple[str, ...] = ()  # each reference as the manifest named it
+
+    def held_credits(self, price: int) -> int:
+        """What this row holds against the wallet (``StateStore.committed_credits`` sums the
+        same rule in SQL): a finished task's final charge, a running task's reservation, and
+        ``price`` for a job mid-submit whose task is not recorded yet."""
+        if self.task_id is None:
+            return price if self.status is JobStatus.SUBMITTING else 0
+        final = self.final_credits or 0
+        if self.status in _SETTLED:
+            return final
+        return max(self.reserved_credits or 0, final)
 
     @classmethod
     def from_db(cls, r: dict[str, Any]) -> JobRow:

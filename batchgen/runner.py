@@ -161,6 +161,9 @@ class Runner:
         self._unknown_statuses: set[str] = set()  # status names already reported
         self._reuploaded: set[str] = set()  # job keys given fresh uploads in this run
         self._begun = 0  # new jobs moved to submitting in this run (what --limit counts)
+        self._committed: int | None = None  # the budget's running sum (``_committed_credits``)
+        self._base_price = BASE_CREDITS  # the price that sum was taken at
+        self._holding: dict[str, int] = {}  # job key -> what its row holds, once changed
 
     def _asked(self, config: RunConfig) -> list[Gate]:
         """The gates the user asked for (a budget, a pilot's limit, a deadline), then the
@@ -170,7 +173,7 @@ class Runner:
             asked.append(
                 Budget(
                     config.limits.max_credits,
-                    committed=lambda: self.store.committed_credits(self._price),
+                    committed=self._committed_credits,
                     price=lambda: self._price,
                 )
             )
@@ -507,6 +510,27 @@ class Runner:
             return False
         return wallet < self._price
 
+    def _committed_credits(self) -> int:
+        """The batch's credits held against the wallet, for the budget gate: summed from the
+        state once per run (``StateStore.committed_credits``), then kept current by
+        ``_changed``, which sees every transition: no table scan per submission."""
+        if self._committed is None:
+            self._committed = self.store.committed_credits(self._price)
+            self._base_price = self._price
+        return self._committed
+
+    def _track_held(self, old: JobRow, new: JobRow) -> None:
+        """Keep ``_committed`` equal to what ``committed_credits`` would sum now."""
+        if self._committed is None:
+            return  # not summed yet: the first sum will see this change
+        before = self._holding.get(old.job_key, old.held_credits(self._base_price))
+        after = new.held_credits(self._price)
+        self._holding[new.job_key] = after
+        kept = 0  # a new attempt moves the old task's final charge into ``attempts``
+        if new.status is JobStatus.PENDING and old.task_id is not None:
+            kept = old.final_credits or 0
+        self._committed += after - before + kept
+
     async def _refused(self, key: str, spec: JobSpec, exc: JobApiError) -> None:
         """The service refused a request of this job (or answered it unreadably)."""
         if exc.code == "bad_answer" and self._mid_submit(key):
@@ -683,6 +707,7 @@ class Runner:
         previous_credits = (old.reserved_credits, old.final_credits)
         if new.status is old.status and credits == previous_credits:
             return new
+        self._track_held(old, new)
         self.bus.emit(
             JobChanged(
                 job_id=new.job_id,

@@ -277,3 +277,32 @@ def test_a_state_in_a_folder_named_with_hash_and_question_mark_reads(tmp_path: P
     with StateStore.open_readonly(folder / "s.db", "b") as store:
         assert [r.job_id for r in store.jobs()] == ["a"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["my batch #1?"]
+
+
+_STATUS = st.sampled_from(list(JobStatus))
+_CREDITS = st.none() | st.integers(min_value=0, max_value=500)
+
+
+@given(
+    st.lists(st.tuples(_STATUS, st.booleans(), _CREDITS, _CREDITS), max_size=12),
+    st.integers(min_value=1, max_value=200),
+)
+def test_the_budget_rule_per_row_sums_to_what_the_store_sums(rows, price) -> None:
+    """``JobRow.held_credits`` (what the runner keeps current) and the store's SQL sum
+    (what a run starts from) are one rule: over any rows they agree."""
+    import tempfile
+
+    with (
+        tempfile.TemporaryDirectory() as folder,
+        StateStore.open(Path(folder) / "s.db", "b") as store,
+    ):
+        specs = [JobSpec(f"j{i}", "p", (("duration", "5"),)) for i in range(len(rows))]
+        store.sync_jobs(specs)
+        for spec, (status, has_task, reserved, final) in zip(specs, rows, strict=True):
+            store.db.execute(
+                "UPDATE jobs SET status = ?, task_id = ?, reserved_credits = ?, "
+                "final_credits = ? WHERE job_id = ?",
+                [status.value, "task_x" if has_task else None, reserved, final, spec.id],
+            )
+        expected = sum(r.held_credits(price) for r in store.jobs())
+        assert store.committed_credits(price) == expected
