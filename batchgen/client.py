@@ -95,7 +95,6 @@ from batchgen.wire import (
     clamp_retry_after,
     clean_text,
     error_from_answer,
-    int_or_none,
     json_or_none,
     parse_task,
     parse_uploaded_file,
@@ -103,6 +102,7 @@ from batchgen.wire import (
     safe_url,
     safe_urls_in,
     upload_filename,
+    wallet_credits,
 )
 
 log = logging.getLogger("batchgen.client")
@@ -241,13 +241,7 @@ class RivyaClient:
         """``GET /api/v1/credits``: the wallet's current credits."""
         call = self._api_call("GET", "/credits", scope="credits:read")
         answer = await self._json_call(call)
-        credits = (
-            answer.payload.get("current_credits") if isinstance(answer.payload, dict) else None
-        )
-        value = int_or_none(credits)
-        if value is None:
-            raise TransportError("GET /api/v1/credits answered without 'current_credits'")
-        return value
+        return wallet_credits(answer.payload)
 
     async def upload_file(
         self,

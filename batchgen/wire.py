@@ -80,6 +80,7 @@ _JOB_ERRORS_BY_STATUS: Mapping[int, type[ApiError]] = {
     409: IdempotencyConflictError,
 }
 MAX_CREDITS = 1_000_000  # a task's reserved/final credits outside 0..this are a bad answer
+MAX_WALLET = 10**15  # a wallet outside 0..this is a bad answer, not a balance
 MAX_TEXT_CHARS = 500  # server text (messages, codes, statuses) shown at most this long
 MAX_URL_CHARS = 200  # URLs in messages are cut to this
 MAX_RETRY_AFTER_S = 3600.0  # a Retry-After is never honoured for longer than an hour
@@ -355,6 +356,16 @@ def _result_urls(result: object) -> tuple[str, ...]:
     if isinstance(primary, str) and primary:
         urls = [primary, *(u for u in urls if u != primary)]
     return tuple(dict.fromkeys(urls))
+
+
+def wallet_credits(payload: object) -> int:
+    """``current_credits`` of a credits answer: a whole number in 0..``MAX_WALLET``, else a
+    ``TransportError`` (an absurd wallet must not decide that the credits ran out, or not)."""
+    value = int_or_none(payload.get("current_credits") if isinstance(payload, dict) else None)
+    if value is None or not 0 <= value <= MAX_WALLET:
+        shown = clean_text(repr(payload), 120)
+        raise TransportError(f"GET /api/v1/credits answered no usable 'current_credits': {shown}")
+    return value
 
 
 def _credits(payload: Mapping[str, Any], name: str) -> int | None:

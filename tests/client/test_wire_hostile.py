@@ -79,3 +79,17 @@ def test_clamp_retry_after() -> None:
     assert clamp_retry_after(10**9, None) == 3600
     assert clamp_retry_after(10**9, 30) == 30
     assert clamp_retry_after(2, 30) == 2 and clamp_retry_after(None, 30) is None
+
+
+def test_a_wallet_answer_is_range_checked() -> None:
+    """A wallet that is negative, absurd or not a whole number is a bad answer, never a
+    balance that would decide whether the credits ran out."""
+    from batchgen.errors import TransportError
+    from batchgen.wire import wallet_credits
+
+    assert wallet_credits({"current_credits": 1_234_567}) == 1_234_567
+    for bad in (-90, 2**63, "90", 1.5, None, True):
+        with pytest.raises(TransportError, match="no usable 'current_credits'"):
+            wallet_credits({"current_credits": bad})
+    with pytest.raises(TransportError):
+        wallet_credits([])
