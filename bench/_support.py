@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
-from typing import TypedDict
+import urllib.request
+from typing import Any, TypedDict
 
 
 def start_emulator(*flags: str) -> tuple[subprocess.Popen[str], str, str]:
@@ -72,3 +74,30 @@ def figure(
         better=better,
         note=note,
     )
+
+
+# -- what the emulator's ledger says (GET /_emulator/ledger) -------------------------------------
+
+
+def ledger(base_url: str) -> dict[str, Any]:
+    """The emulator's whole ledger: tasks, charges, request counts by endpoint and status."""
+    with urllib.request.urlopen(f"{base_url}/_emulator/ledger", timeout=30) as resp:
+        return dict(json.loads(resp.read()))
+
+
+def request_counts(led: dict[str, Any]) -> dict[str, int]:
+    """API requests (rate-limited), their 429s, status reads answered 200, and downloads."""
+    rows = led["requests"]
+    api = [r for r in rows if r["endpoint"].startswith("/api/v1")]
+    return {
+        "api": sum(r["count"] for r in api),
+        "api_429": sum(r["count"] for r in api if r["status"] == 429),
+        "polls": sum(
+            r["count"]
+            for r in api
+            if r["method"] == "GET"
+            and r["endpoint"] == "/api/v1/generations/{task_id}"
+            and r["status"] == 200
+        ),
+        "downloads": sum(r["count"] for r in rows if r["endpoint"].startswith("/results/")),
+    }
