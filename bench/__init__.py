@@ -1,1 +1,1 @@
-"""Benchmarks: ``make bench`` (``python -m bench``). Results land in ``bench/results/*.json``."""
+"""Benchmarks: ``make bench`` (``python -m bench``); the table lands in ``bench/results.md``."""

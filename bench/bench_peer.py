@@ -63,7 +63,7 @@ ASPECTS = ("16:9", "9:16")
 
 def write_manifest(folder: Path, jobs: int) -> Path:
     """batchgen's manifest: jobs / 2 subjects x 2 aspect ratios, std, 5 s, no sound."""
-    subjects = "\n".join(f"    - \"{n:04d}\"" for n in range(jobs // 2))
+    subjects = "\n".join(f'    - "{n:04d}"' for n in range(jobs // 2))
     prompt = PROMPT.replace("{n:04d}", "{subject}")
     path = folder / "bench.yaml"
     path.write_text(
