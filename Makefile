@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 BG     := $(VENV)/bin/batchgen
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install demo test test-fast lint bench clean browser
+.PHONY: install demo test test-fast lint bench bench-quick clean browser
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -51,9 +51,17 @@ lint: install
 	$(VENV)/bin/ruff format --check batchgen tests bench
 	$(VENV)/bin/mypy
 
-## Benchmarks (speed and memory targets live here, never in timed tests).
+## Benchmarks (speed and memory targets live here, never in timed tests): every bench/bench_*.py,
+## each repeated, beside the peer; writes bench/results.json and bench/results.md (untracked).
+## `make bench BENCH_ARGS=--record` also rewrites the table in docs/benchmarks.md; BENCH_ARGS=peer
+## runs one module. About 12 minutes in all.
+BENCH_ARGS ?=
 bench: install
-	$(PY) -m bench
+	$(PY) -m bench $(BENCH_ARGS)
+
+## The quick subset (each IN_QUICK module once, under 2 minutes): the regression guard CI prints.
+bench-quick: install
+	$(PY) -m bench --quick
 
 clean:
 	rm -rf $(VENV) state/*.db state/*.json out jobs/out jobs/state
