@@ -37,7 +37,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from bench import _support
 from bench._support import Figure, figure
@@ -131,30 +131,47 @@ STARTUP = {  # what a client costs before its first job: subtracted from its CPU
 # -- processes -----------------------------------------------------------------------------------
 
 
-def start(cmd: list[str], base_url: str, key: str) -> subprocess.Popen[bytes]:
-    env = os.environ | {"RIVYA_BASE_URL": base_url, "RIVYA_API_KEY": key}
-    return subprocess.Popen(
-        cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+@dataclass(frozen=True)
+class Child:
+    """A client process, its output going to a temporary file (a pipe could fill and stall it)."""
+
+    proc: subprocess.Popen[bytes]
+    output: IO[bytes]
+
+
+def start(cmd: list[str], base_url: str | None = None, key: str | None = None) -> Child:
+    env = dict(os.environ)
+    if base_url is not None and key is not None:
+        env |= {"RIVYA_BASE_URL": base_url, "RIVYA_API_KEY": key}
+    output = tempfile.TemporaryFile()  # noqa: SIM115 (closed by reap, after the process ends)
+    proc = subprocess.Popen(
+        cmd, env=env, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT
     )
+    return Child(proc, output)
 
 
-def reap(proc: subprocess.Popen[bytes]) -> float:
-    """Wait for the client; its user + system CPU seconds (from the kernel, via wait4)."""
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    assert proc.stderr is not None
-    err = proc.stderr.read().decode(errors="replace")
-    proc.stderr.close()
-    if proc.returncode not in (0, -signal.SIGKILL):
-        raise RuntimeError(f"client exited {proc.returncode}: {err[-2000:]}")
-    return float(usage.ru_utime + usage.ru_stime)
+def reap(child: Child) -> tuple[float, str]:
+    """Wait for the client: its user + system CPU seconds (from the kernel, via wait4) and
+    the last line it printed."""
+    _, status, usage = os.wait4(child.proc.pid, 0)
+    child.proc.returncode = code = os.waitstatus_to_exitcode(status)
+    child.output.seek(0)
+    text = child.output.read().decode(errors="replace")
+    child.output.close()
+    if code not in (0, -signal.SIGKILL):
+        raise RuntimeError(f"{child.proc.args!r} exited {code}: {text[-2000:]}")
+    lines = text.strip().splitlines()
+    return float(usage.ru_utime + usage.ru_stime), lines[-1] if lines else ""
+
+
+def exited(child: Child) -> bool:
+    """Whether the client has ended, without reaping it (reap's wait4 needs to)."""
+    flags = os.WEXITED | os.WNOHANG | os.WNOWAIT
+    return os.waitid(os.P_PID, child.proc.pid, flags) is not None
 
 
 def startup_cpu(client: str) -> float:
-    proc = subprocess.Popen(
-        [sys.executable, "-c", STARTUP[client]], stdin=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
-    return reap(proc)
+    return reap(start([sys.executable, "-c", STARTUP[client]]))[0]
 
 
 def start_emulator() -> tuple[subprocess.Popen[str], str, str]:
@@ -181,26 +198,27 @@ class Span:
     cpu_s: float
     before: dict[str, Any]
     after: dict[str, Any]
+    last_line: str  # the peer prints its counters as JSON there
 
 
 def timed_run(cmd: list[str], base_url: str, key: str) -> Span:
     before = _support.ledger(base_url)
     started = time.perf_counter()
-    cpu = reap(start(cmd, base_url, key))
+    cpu, last = reap(start(cmd, base_url, key))
     wall = time.perf_counter() - started
-    return Span(wall, cpu, before, _support.ledger(base_url))
+    return Span(wall, cpu, before, _support.ledger(base_url), last)
 
 
 def killed_then_rerun(cmd: list[str], base_url: str, key: str, jobs: int) -> tuple[int, Span]:
     """Start, SIGKILL once a third of the tasks exist, wait for the window, run to the end.
     The tasks that existed at the kill, and the run after it."""
-    proc = start(cmd, base_url, key)
+    child = start(cmd, base_url, key)
     while len(_support.ledger(base_url)["tasks"]) < jobs * KILL_AT_SHARE:
-        if proc.poll() is not None:
+        if exited(child):
             break
         time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    reap(proc)
+    child.proc.send_signal(signal.SIGKILL)
+    reap(child)
     at_kill = len(_support.ledger(base_url)["tasks"])
     time.sleep(WINDOW_CLEAR_S)
     return at_kill, timed_run(cmd, base_url, key)
@@ -273,6 +291,7 @@ def peer_runs(folder: Path, jobs: int) -> dict[str, Any]:
         "startup_cpu_s": round(startup, 3),
         "tasks_at_kill": at_kill,
         "second_charges": len(rerun.after["tasks"]) - jobs,
+        "counters": json.loads(rerun.last_line or "{}"),  # its pauses, rate-limit errors...
     }
 
 
@@ -350,8 +369,9 @@ def figures(ours: dict[str, Any], peer: dict[str, Any], jobs: int) -> list[Figur
             peer=peer["cpu_per_1000_jobs"],
             target=2.0,
             better="lower",
-            note="create, reads, download; batchgen also writes its state (fsynced); "
-            "start-up measured apart and subtracted",
+            note=f"{setup}: create, reads, download, and batchgen's state writes; interpreter "
+            "and imports measured apart and subtracted, but each run's fixed costs (state, "
+            "preflight, manifest) weigh in a small batch: bench_overhead has the per-job cost",
         ),
         figure(
             "peer.second_charges_after_kill",
