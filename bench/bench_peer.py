@@ -14,8 +14,9 @@ Figures (batchgen, with the peer beside it):
 * served rate / R: API answers other than 429 per second of the run, over R;
 * 429 share: API requests answered 429, of all API requests;
 * status reads per task: ``GET /api/v1/generations/{id}`` answered 200, per task created;
-* client CPU per 1,000 jobs: user + system CPU of the client process, less its start-up
-  (interpreter and imports, measured apart in the same way and subtracted);
+* client CPU per 1,000 jobs: user + system CPU of the client process, less the CPU of the
+  same client with nothing to do (batchgen: the same command again once the batch is done;
+  the peer: an empty input), which holds the interpreter, imports, manifest, state and preflight;
 * second charges after a kill: start a run, SIGKILL the client once a third of the tasks exist
   (read from the ledger), run it again to the end; tasks created minus jobs.
 
@@ -47,7 +48,7 @@ IN_QUICK = True
 
 RATE_PER_S = 40
 TIME_SCALE = 0.01  # a 5 s std clip's 1-4 minutes become about 1-2 s
-JOBS = 80
+JOBS = 60
 QUICK_JOBS = 30
 MAX_IN_FLIGHT = 100
 PROCESSING_SLOTS = 1000
@@ -95,7 +96,7 @@ def write_requests(folder: Path, jobs: int) -> Path:
             body = {"model": "kling-3-0", "prompt": PROMPT.format(n=n), "params": params}
             lines.append(json.dumps(body | {"metadata": {"job": f"{n:04d}-{aspect}"}}))
     path = folder / "requests.jsonl"
-    path.write_text("\n".join(lines) + "\n")
+    path.write_text("".join(f"{line}\n" for line in lines))
     return path
 
 
@@ -120,12 +121,6 @@ def peer_cmd(folder: Path, jobs: int) -> list[str]:
         *("--max_requests_per_minute", str(60 * RATE_PER_S), "--time_scale", str(TIME_SCALE)),
         "--logging_level=30",
     ]
-
-
-STARTUP = {  # what a client costs before its first job: subtracted from its CPU
-    "batchgen": "import batchgen.cli, batchgen.commands",
-    "peer": "import bench.peer.processor, aiohttp",
-}
 
 
 # -- processes -----------------------------------------------------------------------------------
@@ -168,10 +163,6 @@ def exited(child: Child) -> bool:
     """Whether the client has ended, without reaping it (reap's wait4 needs to)."""
     flags = os.WEXITED | os.WNOHANG | os.WNOWAIT
     return os.waitid(os.P_PID, child.proc.pid, flags) is not None
-
-
-def startup_cpu(client: str) -> float:
-    return reap(start([sys.executable, "-c", STARTUP[client]]))[0]
 
 
 def start_emulator() -> tuple[subprocess.Popen[str], str, str]:
@@ -228,7 +219,7 @@ def _epoch(stamp: str) -> float:
     return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
 
 
-def measures(span: Span, jobs: int, startup_cpu_s: float) -> dict[str, float]:
+def measures(span: Span, jobs: int, idle_cpu_s: float) -> dict[str, float]:
     """The figures of one complete run, from the ledger's difference across it."""
     c0, c1 = _support.request_counts(span.before), _support.request_counts(span.after)
     d = {k: c1[k] - c0[k] for k in c1}
@@ -248,7 +239,8 @@ def measures(span: Span, jobs: int, startup_cpu_s: float) -> dict[str, float]:
         "share_429_pct": 100 * d["api_429"] / d["api"] if d["api"] else 0.0,
         "polls_per_task": d["polls"] / len(tasks) if tasks else float("nan"),
         "cpu_s": round(span.cpu_s, 3),
-        "cpu_per_1000_jobs": max(0.0, span.cpu_s - startup_cpu_s) / jobs * 1000,
+        "idle_cpu_s": round(idle_cpu_s, 3),
+        "cpu_per_1000_jobs": max(0.0, span.cpu_s - idle_cpu_s) / jobs * 1000,
         "api_requests": d["api"],
         "api_429": d["api_429"],
         "tasks": len(tasks),
@@ -266,29 +258,33 @@ def on_fresh_emulator(work: Any) -> Any:
 
 
 def batchgen_runs(folder: Path, jobs: int) -> dict[str, Any]:
-    """A complete run on one fresh emulator, a kill and resume on another."""
-    startup = startup_cpu("batchgen")
-    full = on_fresh_emulator(
-        lambda url, key: timed_run(batchgen_cmd(folder / "full", jobs), url, key)
-    )
+    """A complete run and the same command again with nothing left to do (its fixed cost) on
+    one fresh emulator; a kill and resume on another."""
+
+    def complete(url: str, key: str) -> tuple[Span, Span]:
+        cmd = batchgen_cmd(folder / "full", jobs)
+        return timed_run(cmd, url, key), timed_run(cmd, url, key)
+
+    full, idle = on_fresh_emulator(complete)
     at_kill, rerun = on_fresh_emulator(
         lambda url, key: killed_then_rerun(batchgen_cmd(folder / "kill", jobs), url, key, jobs)
     )
-    return measures(full, jobs, startup) | {
-        "startup_cpu_s": round(startup, 3),
+    return measures(full, jobs, idle.cpu_s) | {
         "tasks_at_kill": at_kill,
         "second_charges": len(rerun.after["tasks"]) - jobs,
     }
 
 
 def peer_runs(folder: Path, jobs: int) -> dict[str, Any]:
-    """A kill and a complete rerun on one fresh emulator (the rerun is the complete run)."""
-    startup = startup_cpu("peer")
-    at_kill, rerun = on_fresh_emulator(
-        lambda url, key: killed_then_rerun(peer_cmd(folder / "peer", jobs), url, key, jobs)
-    )
-    return measures(rerun, jobs, startup) | {
-        "startup_cpu_s": round(startup, 3),
+    """A kill and a complete rerun on one fresh emulator (the rerun is the complete run), and
+    the peer on an empty input (its fixed cost)."""
+
+    def work(url: str, key: str) -> tuple[int, Span, Span]:
+        at_kill, rerun = killed_then_rerun(peer_cmd(folder / "peer", jobs), url, key, jobs)
+        return at_kill, rerun, timed_run(peer_cmd(folder / "idle", 0), url, key)
+
+    at_kill, rerun, idle = on_fresh_emulator(work)
+    return measures(rerun, jobs, idle.cpu_s) | {
         "tasks_at_kill": at_kill,
         "second_charges": len(rerun.after["tasks"]) - jobs,
         "counters": json.loads(rerun.last_line or "{}"),  # its pauses, rate-limit errors...
@@ -302,7 +298,7 @@ def run(quick: bool = False) -> dict[str, Any]:
     jobs = QUICK_JOBS if quick else JOBS
     with tempfile.TemporaryDirectory(prefix="bench-peer-") as tmp:
         folder = Path(tmp)
-        for sub in ("full", "kill", "peer"):
+        for sub in ("full", "kill", "peer", "idle"):
             (folder / sub).mkdir()
         ours = batchgen_runs(folder, jobs)
         peer = peer_runs(folder, jobs)
@@ -369,9 +365,9 @@ def figures(ours: dict[str, Any], peer: dict[str, Any], jobs: int) -> list[Figur
             peer=peer["cpu_per_1000_jobs"],
             target=2.0,
             better="lower",
-            note=f"{setup}: create, reads, download, and batchgen's state writes; interpreter "
-            "and imports measured apart and subtracted, but each run's fixed costs (state, "
-            "preflight, manifest) weigh in a small batch: bench_overhead has the per-job cost",
+            note=f"{setup}: create, reads, download, and batchgen's state writes; less the "
+            "same client run with nothing to do (interpreter, imports, manifest, state, "
+            "preflight); bench_overhead has the cost on a large batch",
         ),
         figure(
             "peer.second_charges_after_kill",
