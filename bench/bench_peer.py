@@ -359,7 +359,7 @@ def figures(ours: dict[str, Any], peer: dict[str, Any], jobs: int) -> list[Figur
         ),
         figure(
             "peer.cpu_per_1000_jobs",
-            "client CPU per 1,000 jobs (process user + system, less start-up)",
+            "client CPU per 1,000 jobs (process user + system, less an idle run)",
             ours["cpu_per_1000_jobs"],
             unit="CPU s / 1,000 jobs",
             peer=peer["cpu_per_1000_jobs"],
