@@ -103,6 +103,7 @@ from batchgen.wire import (
     safe_urls_in,
     upload_filename,
     wallet_credits,
+    window_hint,
 )
 
 log = logging.getLogger("batchgen.client")
@@ -449,12 +450,16 @@ class RivyaClient:
             if isinstance(exc, ServiceDisabledError) and exc.retry_after_s:
                 pending_s = min(exc.retry_after_s, self._retry.max_delay_s)
                 return pending_s
-            # A 429 with Retry-After on a budgeted call paused the shared limiter: the next
-            # attempt's acquire() waits that out, so the retry loop must not sleep it again.
+            # A 429 with Retry-After on a budgeted call: this request waits its Retry-After
+            # (below) and then the limiter's shared pause, if any is left (the next acquire());
+            # the other workers wait only that pause. The retry loop sleeps neither again.
             limiter = self._limiter if call.budgeted else None
             if limiter is None or not isinstance(exc, RateLimitedError):
                 return None
-            return None if exc.retry_after_s is None else limiter.paused_for_s
+            if exc.retry_after_s is None:
+                return None
+            pending_s = exc.retry_after_s
+            return max(pending_s, limiter.paused_for_s)
 
         async def after_pending() -> T:
             nonlocal pending_s
@@ -619,13 +624,14 @@ class RivyaClient:
         )
         self._emit(RequestAnswered(call.endpoint, status, request_id))
         limiter = self._limiter if call.budgeted else None
+        hint = window_hint(headers) if limiter is not None else None
         if isinstance(err, RateLimitedError):
             if limiter is not None:
-                limiter.on_rate_limited(err.retry_after_s, sent_at=sent_at)
+                limiter.on_rate_limited(err.retry_after_s, sent_at=sent_at, hint=hint)
             rate = limiter.current_rate_per_s if limiter is not None else None
             self._emit(RateLimited(call.endpoint, err.retry_after_s, rate))
         elif limiter is not None:
-            limiter.on_success()
+            limiter.on_success(hint)
 
     async def _take_token(self, call: _Call) -> float | None:
         if self._limiter is None or not call.budgeted:

@@ -226,14 +226,15 @@ def test_burst_then_rate() -> None:
     assert grants == pytest.approx([0, 0, 0, 0.25, 0.5, 0.75, 1.0], abs=1e-6)
 
 
-def test_rate_limited_pauses_every_caller_and_halves_the_rate() -> None:
-    """A 429 with Retry-After holds every waiting caller until it has passed, at half the rate."""
+def test_rate_limited_pauses_every_caller_and_keeps_a_margin() -> None:
+    """With no window to go by, a 429 with Retry-After holds every waiting caller until it has
+    passed, and an isolated one leaves the rate a small margin (3%) under the refused rate."""
 
     async def main() -> list[float]:
         limiter = RequestLimiter(10, burst=5)
         sent = [await limiter.acquire() for _ in range(10)]  # 10 in the last second: full rate
         limiter.on_rate_limited(2.0, sent_at=sent[-1])
-        assert limiter.current_rate_per_s == 5
+        assert limiter.current_rate_per_s == pytest.approx(9.7)
         assert limiter.paused_for_s == 2.0
         start = now()
         grants: list[float] = []
@@ -247,7 +248,7 @@ def test_rate_limited_pauses_every_caller_and_halves_the_rate() -> None:
         return sorted(grants)
 
     # Nobody in the pause, and no burst after it: the new pacer starts empty at the pause's end.
-    assert run_in_virtual_time(main()) == pytest.approx([2.2, 2.4, 2.6, 2.8])
+    assert run_in_virtual_time(main()) == pytest.approx([2 + k / 9.7 for k in (1, 2, 3, 4)])
 
 
 def test_a_429_while_waiting_for_a_token_applies_to_that_caller() -> None:
@@ -264,15 +265,15 @@ def test_a_429_while_waiting_for_a_token_applies_to_that_caller() -> None:
 
             tg.start_soon(waiter)
             await asyncio.sleep(0.5)
-            limiter.on_rate_limited(3.0, sent_at=0.0)  # pause until 3.5, rate cut to 0.5/s
+            limiter.on_rate_limited(3.0, sent_at=0.0)  # pause until 3.5, rate cut to 0.97/s
         return waited[0]
 
-    assert run_in_virtual_time(main()) == pytest.approx(3.5 + 2.0)
+    assert run_in_virtual_time(main()) == pytest.approx(3.5 + 1 / 0.97)
 
 
 def test_first_429_cuts_from_the_measured_rate() -> None:
     """A limiter configured far above what it really sends cuts from what it sent, not from its
-    configured rate, so it does not halve its way down one 429 at a time."""
+    configured rate, so it does not step its way down one 429 at a time."""
 
     async def main() -> float:
         limiter = RequestLimiter(100, burst=1)
@@ -283,11 +284,12 @@ def test_first_429_cuts_from_the_measured_rate() -> None:
         limiter.on_rate_limited(None, sent_at=sent_at)
         return limiter.current_rate_per_s
 
-    assert run_in_virtual_time(main()) == pytest.approx(5)
+    assert run_in_virtual_time(main()) == pytest.approx(10 * 0.97)
 
 
 def test_stale_429s_cut_the_rate_once() -> None:
-    """429s for requests sent before the last cut extend the pause but do not cut the rate again."""
+    """429s for requests sent before the last cut do not cut the rate again; a fresh one in the
+    same episode (the margin was not enough) halves it."""
 
     async def main() -> None:
         limiter = RequestLimiter(8, burst=8)
@@ -295,10 +297,10 @@ def test_stale_429s_cut_the_rate_once() -> None:
         await asyncio.sleep(0.01)
         for sent_at in in_flight:
             limiter.on_rate_limited(1.0, sent_at=sent_at)
-        assert limiter.current_rate_per_s == 4
+        assert limiter.current_rate_per_s == pytest.approx(8 * 0.97)
         fresh = await limiter.acquire()
         limiter.on_rate_limited(None, sent_at=fresh)
-        assert limiter.current_rate_per_s < 4
+        assert limiter.current_rate_per_s <= 8 * 0.97 / 2
 
     run_in_virtual_time(main())
 
@@ -310,14 +312,14 @@ def test_after_a_429_requests_go_evenly_spaced_until_the_refusal_is_forgotten() 
     async def main() -> None:
         limiter = RequestLimiter(20, burst=5)
         sent_at = 0.0
-        for i in range(10):  # 10 per second: refused there, the rate drops to 5
+        for i in range(10):  # 10 per second: refused there, the rate drops to 9.7
             await asyncio.sleep(0.1 if i else 0.0)
             sent_at = await limiter.acquire()
         limiter.on_rate_limited(1.0, sent_at=sent_at)
         await asyncio.sleep(5.0)  # a quiet spell far longer than the pause
         start = now()
         grants = [await limiter.acquire() - start for _ in range(3)]
-        assert grants == pytest.approx([0.0, 0.2, 0.4], abs=1e-6)  # 5 per second, no burst
+        assert grants == pytest.approx([0.0, 1 / 9.7, 2 / 9.7], abs=1e-6)  # evenly, no burst
         while limiter.current_rate_per_s < 12:  # successes carry it past 1.1x the refused rate
             limiter.on_success()
         await asyncio.sleep(5.0)
@@ -336,11 +338,12 @@ def test_rate_changes_never_hand_out_a_free_token() -> None:
         limiter = RequestLimiter(40, burst=5)
         for _ in range(40):
             await limiter.acquire()
-        limiter.on_rate_limited(None)  # refused at 40: the rate is 20 and the bucket holds one
-        assert limiter.current_rate_per_s == pytest.approx(20)
+        limiter.on_rate_limited(None)  # refused at 40: 38.8, and the bucket holds one
+        limiter.on_rate_limited(None)  # again in the same episode: halved, to 19.4
+        assert limiter.current_rate_per_s == pytest.approx(19.4)
         spaced: list[tuple[float, float]] = []
         previous = await limiter.acquire()
-        while limiter.current_rate_per_s < 36:
+        while limiter.current_rate_per_s < 34:
             limiter.on_success()  # +5% or so each: every acquire swaps in a new pacer
             rate = limiter.current_rate_per_s
             granted = await limiter.acquire()
@@ -380,7 +383,9 @@ async def test_success_recovers_toward_the_configured_rate() -> None:
     for _ in range(6):
         await limiter.acquire()
     limiter.on_rate_limited(None)
-    assert limiter.current_rate_per_s == 3
+    assert limiter.current_rate_per_s == pytest.approx(6 * 0.97)
+    limiter.on_rate_limited(None)  # a second in the same episode: halved
+    assert limiter.current_rate_per_s == pytest.approx(6 * 0.97 / 2)
     for _ in range(10_000):
         limiter.on_success()
     assert limiter.current_rate_per_s == 6
