@@ -2,51 +2,67 @@
 
 ``RequestLimiter(rate_per_s, burst)`` paces requests with ``aiolimiter.AsyncLimiter`` (a leaky
 bucket: ``AsyncLimiter(burst, burst / rate_per_s)`` allows ``burst`` at once and ``rate_per_s``
-sustained) and wraps two things around it that aiolimiter does not do: a rate that *adapts*
-(AIMD) and a *shared pause*. The client spends a token on every request to the API's own
-endpoints (``/api/v1``: uploads, submits, polls, task refreshes), the ones the service's per-key
-limit counts; result and file URLs that the API host serves beside them spend none.
+sustained) and wraps around it what aiolimiter does not do: it *learns the server's window*, it
+*adapts* its rate (AIMD) and it holds callers in a *shared pause*. The client spends a token on
+every request to the API's own endpoints (``/api/v1``: uploads, submits, polls, task refreshes),
+the ones the service's per-key limit counts; result and file URLs that the API host serves
+beside them spend none.
 
-* ``acquire()`` waits out any shared pause, then for the pacer's token, in FIFO order.
-* ``on_success()`` adds back a little rate (additive increase) toward the configured rate.
-* ``on_rate_limited(retry_after_s)`` halves the rate (multiplicative decrease, with a floor),
-  empties the bucket so no burst follows, and pauses *every* caller until ``Retry-After`` has
-  passed, so all workers back off together. This pause is the only wait a 429 costs when a
-  limiter is in use: the client's retry loop does not sleep on top of it.
+* ``acquire()`` waits out any shared pause, then for the pacer's token, then (window known) for
+  room in the mirrored window, in FIFO order; it returns the grant time (the ``sent_at``).
+* ``on_success(hint)`` learns from the answer's ``X-RateLimit-*`` headers (``WindowHint``, read
+  by ``wire.window_hint``) and adds back a little rate (additive increase).
+* ``on_rate_limited(retry_after_s, sent_at=, hint=)`` eases off, as below. The request that was
+  refused waits its own ``Retry-After`` (the client does that, overlapping any shared pause);
+  the other callers wait only the shared pause set here, never a second one in the retry loop.
+
+**The window.** The contract's server counts at most ``X-RateLimit-Limit`` requests in a sliding
+window, and says so on every answer. ``learned`` turns those headers into a ``ServerWindow``
+(limit, length: the longest ``X-RateLimit-Reset`` seen, at least 1 s). While it is known the
+pacer runs ``margin`` under its rate (``paced_rate``; the margin starts at 3%), and every grant
+also waits until the *mirrored* window (the same limit over a window longer by the margin) has
+room by the limiter's own log of grants (``room_at``): no burst can overfill the server's
+window, and a request that leaves a gap of the margin after the one ``limit`` before it meets
+the server's window with that much slack for timing jitter between the two clocks. A 429
+then means jitter outgrew the margin: an *isolated* one widens the margin by a step (``Margin``:
+1% a 429, back by 1% per quiet 30 s, 3-15%) and holds callers only until the server's window
+has room by our log (``room_at``, usually no wait at all) instead of a global ``Retry-After``
+pause and a halved rate. Only when 429s keep coming although the client keeps to the window
+(``strikes_to_escalate``, 3 fresh 429s each within ``episode_s`` of the last: a burst of 429s
+that outlasts a window, or other clients on the same key) does every caller pause for
+``Retry-After`` and the rate drop as below. Servers may send none of these headers, a
+Limit that is not a number, or an epoch time as Reset: ``learned`` keeps what it can use.
+
+**Without a window** (no headers) a 429 pauses every caller until ``Retry-After`` has passed
+(when given), and cuts the rate: an isolated 429 to ``margin`` (``Aimd.margin``, 3%) under the
+rate it refused, a second one in the same episode by half (``Aimd.decrease``, with a floor).
+The bucket is emptied so no burst follows. A 429 that answers a request sent *before* the
+last reaction says nothing new about the current rate (a burst of 429s from requests already in
+flight is one congestion signal, not many), so it does not cut again (in an escalated episode
+it extends the pause). The cut starts from the rate the client really sent at over the last
+second (``measured``), when that is below the granted rate: a client that starts at twice the
+server's limit learns it from its first 429. After a cut the rate climbs back quickly to just
+below the rate that was refused (``recovery_per_s``), then probes slowly around it
+(``probe_per_s``), slower the nearer it is (down to ``crawl_share`` of that pace right at it),
+and forgets it once well past it without a 429 (the limit moved). While a refused rate is
+remembered (and no window is known) the bucket holds one token, whatever ``burst`` says
+(``effective_burst``): a burst on top of a rate just under a sliding window's limit is exactly
+what it refuses.
 
 Changing the rate of an ``AsyncLimiter`` is not public API (the rate lives in private slots that
 armed wake-up timers read), so a new rate is a new ``AsyncLimiter``, swapped in by the next
-``acquire()``: at once after a cut, and after an increase once the rate has moved by more than
-``retune_share`` (1%: the pacer lags the AIMD rate by no more than that, and between changes
+``acquire()``: at once after a 429, and otherwise once the rate has moved by more than
+``retune_share`` (1%: the pacer lags the rate by no more than that, and between changes
 aiolimiter paces many requests on its own). The new pacer starts as full as the old one can be
 shown to be (``refill`` of an empty bucket since the last grant, or since the end of a 429's
 pause): exact under load, where the bucket is empty after every grant, and on the safe side
 otherwise, so a swap never hands out a free token. Only public aiolimiter API is used: the
 constructor and ``acquire(amount)`` (to start a new pacer part full).
 
-A 429 that answers a request sent *before* the last decrease says nothing new about the current
-rate (a burst of 429s from requests already in flight is one congestion signal, not many), so
-it extends the pause but does not cut the rate again. ``acquire()`` returns the grant time so the
-caller can hand it back as ``sent_at``.
-
-The cut starts from the rate the client really sent at over the last second (``measured``), when
-that is below the granted rate: a client that starts at twice the server's limit learns the limit
-from its first 429 instead of halving its way down. After a cut the rate climbs back quickly to
-just below the rate that was refused (``recovery_per_s``), then probes slowly around it
-(``probe_per_s``), slower the nearer it is (down to ``crawl_share`` of that pace right at it),
-and forgets it once well past it without a 429 (the limit moved). Each 429 costs a whole
-``Retry-After`` pause, so the limiter spends its time just under the refused rate, where it is
-served, rather than cycling through it.
-
-While a refused rate is remembered the bucket holds one token, whatever ``burst`` says
-(``effective_burst``): a sliding-window server counts every second, and a burst on top of a rate
-just under its limit is exactly what it refuses. The configured burst is back once the refused
-rate is forgotten. So a client configured at twice the server's limit settles just under it and
-meets few 429s.
-
 Time is the running event loop's clock (``loop.time()``), the one aiolimiter's timers use, so
-the pause, the measured rate and the pacing agree; tests run the limiter on an event loop with
-a virtual clock. The AIMD and bucket maths are pure functions, property-tested.
+the pause, the measured rate, the mirrored window and the pacing agree; tests run the limiter on
+an event loop with a virtual clock. The window, margin, AIMD and bucket maths are pure
+functions, property-tested.
 """
 
 from __future__ import annotations
@@ -94,8 +110,9 @@ class Aimd:
 
     ``ceiling_per_s`` is the configured rate; the rate never goes above it nor below
     ``floor_per_s``. An isolated 429 leaves the rate ``margin`` under the rate it refused;
-    ``decrease`` multiplies the rate on a 429 that follows another in one episode. Below ``recovery_share`` of the
-    last refused rate, the rate grows by ``recovery_per_s`` per second of successful traffic;
+    ``decrease`` multiplies the rate on a 429 that follows another in one episode. Below
+    ``recovery_share`` of the last refused rate, the rate grows by ``recovery_per_s`` per second
+    of successful traffic;
     above it, by at most ``probe_per_s``, in proportion to its distance from the refused rate
     but never below ``crawl_share`` of ``probe_per_s`` (``probe_step_per_s``); past
     ``forget_share`` of it the refused rate is forgotten.
@@ -115,11 +132,11 @@ class Aimd:
     def for_rate(cls, rate_per_s: float) -> Aimd:
         """Defaults scaled to a configured rate: quick recovery, slow probing past the limit.
 
-        Tuned against a sliding-window server (tests/client/test_limits.py and
-        bench/bench_ratelimit.py): each 429 costs a whole Retry-After pause, so probing is slow
-        (configured/400 per second, a tenth of that at the refused rate) and cycles are long;
-        at 2x the server's rate R this serves 0.93-0.95R with under 0.5% 429s in virtual time,
-        and 0.85-0.87R with 0.05-0.07% 429s in the real-runner benchmark.
+        These govern a server that sends no ``X-RateLimit-*`` headers (with them, the learned
+        window caps the rate; see the module docstring). Tuned against a sliding-window server
+        (tests/client/test_limits.py): each 429 then costs a whole Retry-After pause, so probing
+        is slow (configured/400 per second, a tenth of that at the refused rate) and cycles are
+        long.
         """
         return cls(
             ceiling_per_s=rate_per_s,

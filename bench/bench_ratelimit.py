@@ -47,7 +47,7 @@ REPEATS = 2
 IN_QUICK = True
 
 SERVER_RATE_PER_S = int(os.environ.get("BENCH_RATE_PER_S", "40"))
-SUBJECTS = int(os.environ.get("BENCH_SUBJECTS", "250"))  # x 2 aspect ratios: 500 jobs
+SUBJECTS = int(os.environ.get("BENCH_SUBJECTS", "400"))  # x 2 aspect ratios: 800 jobs
 QUICK_SUBJECTS = 80  # 160 jobs: about 15 s per run
 TIME_SCALE = 0.01  # a 5 s std clip's 1-4 minutes become about 1-2 s
 MAX_IN_FLIGHT = 300
