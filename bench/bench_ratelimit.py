@@ -23,6 +23,11 @@ by an event subscriber (``RequestAnswered``), the same events ``client.stats`` c
 emulator's ledger says it answered 429. Result downloads (``/results/...``) are not rate-limited
 by the service, so they are left out of both figures.
 
+The quick run (``make bench-quick``) sends 260 jobs: its saturated span is the first 6-7 s, all
+creates, which starts with the server's window empty (a sliding window allows a whole window's
+worth at once), so it reads a few points higher than the full run's 35-40 s of creates and
+polls; it guards against regressions, the full run is the figure.
+
 Targets (issue 12): at R, served >= 0.95R with <= 1% 429; at 2R, served >= 0.9R with <= 2% 429.
 Each figure is from one run; the harness repeats and reports min / median / max. On a loaded
 machine the figures drop: the emulator and the client share the cores, and scheduling jitter
@@ -51,7 +56,7 @@ IN_QUICK = True
 
 SERVER_RATE_PER_S = int(os.environ.get("BENCH_RATE_PER_S", "40"))
 SUBJECTS = int(os.environ.get("BENCH_SUBJECTS", "400"))  # x 2 aspect ratios: 800 jobs
-QUICK_SUBJECTS = 80  # 160 jobs: about 12 s per run
+QUICK_SUBJECTS = 130  # 260 jobs: about 14 s per run, its span all creates
 TIME_SCALE = 0.01  # a 5 s std clip's 1-4 minutes become about 1-2 s
 MAX_IN_FLIGHT = 600
 BURST = 5  # the manifest default
