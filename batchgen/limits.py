@@ -18,7 +18,8 @@ beside them spend none.
 
 **The window.** The contract's server counts at most ``X-RateLimit-Limit`` requests in a sliding
 window, and says so on every answer. ``learned`` turns those headers into a ``ServerWindow``
-(limit, length: the longest ``X-RateLimit-Reset`` seen, at least 1 s). While it is known the
+(limit, length: the longest ``X-RateLimit-Reset`` of a success seen, at least 1 s; a 429's
+Reset may be a penalty's length, not the window's). While it is known the
 pacer runs ``margin`` under its rate (``paced_rate``; the margin starts at 3%), and every grant
 also waits until the *mirrored* window (the same limit over a window longer by the margin) has
 room by the limiter's own log of grants (``room_at``): no burst can overfill the server's
@@ -71,7 +72,7 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import anyio
 from aiolimiter import AsyncLimiter
@@ -472,8 +473,8 @@ class RequestLimiter:
         waits its ``Retry-After`` (the client does that); every caller waits the pause set here.
         """
         now = loop_time()
-        if hint is not None:
-            self._window = learned(self._window, hint)
+        if hint is not None:  # its Limit, not its Reset: a refusal's may be a penalty's length
+            self._window = learned(self._window, replace(hint, reset_s=None))
         if sent_at is not None and sent_at < self._last_decrease_at:
             # Stale: sent before the last reaction, so it says nothing about the new rate. In
             # an escalated episode (429s keep coming) it extends the pause, as before.

@@ -700,6 +700,17 @@ def test_an_isolated_429_under_a_known_window_holds_only_its_own_request() -> No
     run_in_virtual_time(main())
 
 
+def test_a_429s_reset_does_not_stretch_the_window() -> None:
+    """A 429 teaches the limit but not the window's length: its Reset may be a penalty's."""
+
+    async def main() -> ServerWindow | None:
+        limiter = RequestLimiter(100)
+        limiter.on_rate_limited(30.0, hint=WindowHint(limit=40, remaining=0, reset_s=30))
+        return limiter.window
+
+    assert run_in_virtual_time(main()) == ServerWindow(limit=40, window_s=1.0)
+
+
 def test_a_known_window_is_never_overfilled_by_a_burst() -> None:
     """With the window known, a burst after a quiet spell is granted only while the mirrored
     window has room: never more than ``limit`` grants in any window of its length."""
