@@ -29,9 +29,10 @@ then means jitter outgrew the margin: an *isolated* one widens the margin by a s
 1% a 429, back by 1% per quiet 30 s, 3-15%) and holds callers only until the server's window
 has room by our log (``room_at``, usually no wait at all) instead of a global ``Retry-After``
 pause and a halved rate. Only when 429s keep coming although the client keeps to the window
-(``strikes_to_escalate``, 3 fresh 429s each within ``episode_s`` of the last: a burst of 429s
+(``strikes_to_escalate``, 4 fresh 429s each within ``episode_s`` of the last: a burst of 429s
 that outlasts a window, or other clients on the same key) does every caller pause for
-``Retry-After`` and the rate drop as below. Servers may send none of these headers, a
+``Retry-After`` and the rate drop as below, then climb back quickly to the window's cap (the
+window, not a remembered refused rate, bounds it). Servers may send none of these headers, a
 Limit that is not a number, or an epoch time as Reset: ``learned`` keeps what it can use.
 
 **Without a window** (no headers) a 429 pauses every caller until ``Retry-After`` has passed
@@ -358,7 +359,7 @@ class RequestLimiter:
         margin: Margin | None = None,
         measure_window_s: float = 1.0,
         episode_s: float = 2.0,
-        strikes_to_escalate: int = 3,
+        strikes_to_escalate: int = 4,
         retune_share: float = 0.01,
     ) -> None:
         if not rate_per_s > 0:
