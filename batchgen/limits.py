@@ -25,10 +25,11 @@ also waits until the *mirrored* window (the same limit over a window longer by t
 room by the limiter's own log of grants (``room_at``): no burst can overfill the server's
 window, and a request that leaves a gap of the margin after the one ``limit`` before it meets
 the server's window with that much slack for timing jitter between the two clocks. A 429
-then means jitter outgrew the margin: an *isolated* one widens the margin by a step (``Margin``:
-1% a 429, back by 1% per quiet 30 s, 3-15%) and holds callers only until the server's window
-has room by our log (``room_at``, usually no wait at all) instead of a global ``Retry-After``
-pause and a halved rate. Only when 429s keep coming although the client keeps to the window
+then means jitter outgrew the margin: an *isolated* one widens the margin by a step
+(``Margin``: half a point a 429, back by as much per quiet 20 s, 3-10%) and holds callers
+only until the server's window has room by our log (``room_at``, usually no wait at all)
+instead of a global ``Retry-After`` pause and a halved rate. Only when 429s keep coming
+although the client keeps to the window
 (``strikes_to_escalate``, 4 fresh 429s each within ``episode_s`` of the last: a burst of 429s
 that outlasts a window, or other clients on the same key) does every caller pause for
 ``Retry-After`` and the rate drop as below, then climb back quickly to the window's cap (the
@@ -279,9 +280,9 @@ class Margin:
     without a 429."""
 
     least: float = 0.03
-    step: float = 0.01
-    most: float = 0.15
-    heal_s: float = 30.0
+    step: float = 0.005
+    most: float = 0.10
+    heal_s: float = 20.0
 
 
 def margin_now(after_last_429: float, quiet_s: float, m: Margin) -> float:

@@ -690,7 +690,7 @@ def test_an_isolated_429_under_a_known_window_holds_only_its_own_request() -> No
         hint = WindowHint(limit=10, remaining=0, reset_s=1)
         limiter.on_rate_limited(1.0, sent_at=grants[-1], hint=hint)
         assert limiter.paused_for_s <= 1 / 9.7  # the log's oldest leaves the window by then
-        assert limiter.current_rate_per_s == pytest.approx(10 * 0.96)
+        assert limiter.current_rate_per_s == pytest.approx(10 * 0.965)
         for _ in range(2):  # a second and a third: still taken for jitter
             limiter.on_rate_limited(1.0, sent_at=await limiter.acquire(), hint=hint)
             assert limiter.paused_for_s < 1.0
