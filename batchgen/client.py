@@ -10,10 +10,12 @@ reference fetches share.
 Each HTTP exchange is noted once (``_answered``): one ``RequestAnswered`` event (status None when
 no answer came), and ``client.stats`` counts those events and nothing else. A 429 is read once,
 by ``wire``, into ``RateLimitedError.retry_after_s``; noted once (one ``RateLimited`` event, one
-``limiter.on_rate_limited``: the rate is cut and every worker pauses until Retry-After); and
-waited for once: with a limiter, the retry loop adds no sleep of its own, since the next
-``acquire()`` waits out the shared pause; without one (or with no Retry-After to pause for),
-the retry loop sleeps its backoff, Retry-After as its floor. Each retry emits ``RequestRetried``.
+``limiter.on_rate_limited``, which eases off as ``batchgen.limits`` says); and waited for once:
+with a limiter, the refused request waits its Retry-After before its retry and the next
+``acquire()`` waits out whatever shared pause is left, with no backoff sleep on top; without
+one (or with no Retry-After), the retry loop sleeps its backoff, Retry-After as its floor. Every
+answer to an API call hands its ``X-RateLimit-*`` headers (``wire.window_hint``) to the limiter,
+which learns the server's window from them. Each retry emits ``RequestRetried``.
 
 Security decisions:
 
@@ -41,7 +43,7 @@ that is not a video is ``result_not_video``), ``download_deadline_s`` for each a
 (a result or a reference) and ``download_idle_s`` without a byte (``DownloadTimeoutError``,
 retried as a transport error). Reference fetches are capped at ``max_reference_bytes``.
 
-Retry-After: a 429's is honoured (the shared limiter pauses) and a 503 public_api_disabled's is
+Retry-After: a 429's is honoured (its request waits it out) and a 503 public_api_disabled's is
 the floor of the next wait, up to the policy's ``max_delay_s``; both are first clamped to an
 hour and to the policy's deadline (``wire.clamp_retry_after``), and a wait that would pass the
 deadline gives up (``RetryExhaustedError``: the job is left resumable).
@@ -103,6 +105,7 @@ from batchgen.wire import (
     safe_urls_in,
     upload_filename,
     wallet_credits,
+    window_hint,
 )
 
 log = logging.getLogger("batchgen.client")
@@ -449,12 +452,16 @@ class RivyaClient:
             if isinstance(exc, ServiceDisabledError) and exc.retry_after_s:
                 pending_s = min(exc.retry_after_s, self._retry.max_delay_s)
                 return pending_s
-            # A 429 with Retry-After on a budgeted call paused the shared limiter: the next
-            # attempt's acquire() waits that out, so the retry loop must not sleep it again.
+            # A 429 with Retry-After on a budgeted call: this request waits its Retry-After
+            # (below) and then the limiter's shared pause, if any is left (the next acquire());
+            # the other workers wait only that pause. The retry loop sleeps neither again.
             limiter = self._limiter if call.budgeted else None
             if limiter is None or not isinstance(exc, RateLimitedError):
                 return None
-            return None if exc.retry_after_s is None else limiter.paused_for_s
+            if exc.retry_after_s is None:
+                return None
+            pending_s = exc.retry_after_s
+            return max(pending_s, limiter.paused_for_s)
 
         async def after_pending() -> T:
             nonlocal pending_s
@@ -606,8 +613,9 @@ class RivyaClient:
         err: BaseException | None = None,
     ) -> None:
         """Note one HTTP answer, once: log it (never headers), emit ``RequestAnswered``; a 429
-        cuts the limiter's rate and pauses it (budgeted calls) and emits ``RateLimited``; any
-        other answer to a budgeted call feeds the limiter's additive increase."""
+        goes to the limiter's ``on_rate_limited`` (budgeted calls) and emits ``RateLimited``;
+        any other answer to a budgeted call to its ``on_success``; both with the answer's
+        ``X-RateLimit-*`` headers."""
         request_id = getattr(err, "request_id", None) or headers.get("X-Request-Id")
         log.debug(
             "%s %s -> %d requestId=%s attempt=%d",
@@ -619,13 +627,14 @@ class RivyaClient:
         )
         self._emit(RequestAnswered(call.endpoint, status, request_id))
         limiter = self._limiter if call.budgeted else None
+        hint = window_hint(headers) if limiter is not None else None
         if isinstance(err, RateLimitedError):
             if limiter is not None:
-                limiter.on_rate_limited(err.retry_after_s, sent_at=sent_at)
+                limiter.on_rate_limited(err.retry_after_s, sent_at=sent_at, hint=hint)
             rate = limiter.current_rate_per_s if limiter is not None else None
             self._emit(RateLimited(call.endpoint, err.retry_after_s, rate))
         elif limiter is not None:
-            limiter.on_success()
+            limiter.on_success(hint)
 
     async def _take_token(self, call: _Call) -> float | None:
         if self._limiter is None or not call.budgeted:

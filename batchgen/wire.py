@@ -7,7 +7,9 @@ aiohttp, no logging. ``batchgen.client`` does the I/O and calls these to read wh
   typed errors of ``batchgen.errors``; ``error_from_answer`` builds the whole error from an answer.
   A 429's ``Retry-After`` (seconds or an HTTP date) is read here and only here
   (``parse_retry_after``), into ``RateLimitedError.retry_after_s``: the client, the limiter and
-  the retry policy read that typed value, never the header.
+  the retry policy read that typed value, never the header. The ``X-RateLimit-Limit``,
+  ``-Remaining`` and ``-Reset`` headers of any answer are read by ``window_hint`` into the
+  limiter's ``WindowHint`` (all optional: a server may send none of them).
 * ``parse_task`` and ``parse_uploaded_file`` read the objects of 2xx answers, tolerating nulls.
 * ``check_base_url`` and ``check_api_key`` decide whether the key may travel to a base URL.
 * Server text is never trusted: ``clean_text`` makes it safe for a terminal (no control
@@ -51,6 +53,7 @@ from batchgen.errors import (
     ValidationFailedError,
 )
 from batchgen.events import Event, RateLimited, RequestAnswered, RequestRetried
+from batchgen.limits import WindowHint
 from batchgen.models import (
     RemoteStatus,
     RemoteTask,
@@ -318,6 +321,34 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
     if math.isnan(seconds) or math.isinf(seconds):
         return None
     return max(0.0, seconds)
+
+
+def window_hint(headers: Mapping[str, str]) -> WindowHint | None:
+    """The ``X-RateLimit-*`` headers of an answer (pure): None when it has no usable
+    ``X-RateLimit-Limit``; a Remaining or Reset that is not a plain non-negative number is None.
+    """
+    limit = _header_number(headers.get("X-RateLimit-Limit"))
+    if limit is None or limit < 1:
+        return None
+    remaining = _header_number(headers.get("X-RateLimit-Remaining"))
+    reset = _header_number(headers.get("X-RateLimit-Reset"))
+    return WindowHint(
+        limit=int(limit),
+        remaining=None if remaining is None else int(remaining),
+        reset_s=reset,
+    )
+
+
+def _header_number(value: str | None) -> float | None:
+    if value is None or len(value) > 20:
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    if math.isnan(number) or math.isinf(number) or number < 0:
+        return None
+    return number
 
 
 def _seconds_until_http_date(text: str, now: datetime | None) -> float | None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
+import anyio
 import pytest
 from client_support import NO_RETRY, generation_body, requests_to, wait_terminal
 
@@ -27,18 +29,20 @@ def of(kind: type[Event], events: list[Event]) -> list[Event]:
 @pytest.mark.slow
 @pytest.mark.anyio
 async def test_a_429_is_waited_for_once(make_emulator, make_client) -> None:
-    """With a limiter, a 429 with Retry-After 1 s holds its retry back about 1 s (the shared
-    pause), not the pause and then the retry policy's 3 s backoff on top."""
+    """With a limiter, a 429 with Retry-After 1 s holds its retry back about 1 s (its own
+    Retry-After, overlapping the limiter's pause), not that and then the retry policy's 3 s
+    backoff on top."""
     slow_backoff = RetryPolicy(max_attempts=3, base_delay_s=3, max_delay_s=3, jitter="none")
-    limiter = RequestLimiter(1000, burst=1)  # its floor (1000/64 per second) adds ~0.06 s
+    limiter = RequestLimiter(1000, burst=2)  # two at once: the server allows one per second
     seen: list[Event] = []
     async with (
         make_emulator(**ONE_PER_SECOND) as emu,
         make_client(emu, limiter=limiter, retry=slow_backoff, events=EventBus(seen.append)) as c,
     ):
-        await c.get_credits()
         started = time.monotonic()
-        await c.get_credits()  # 429 with Retry-After: 1, then 200
+        async with anyio.create_task_group() as tg:  # one 200, one 429 (Retry-After: 1) then 200
+            tg.start_soon(c.get_credits)
+            tg.start_soon(c.get_credits)
         waited_s = time.monotonic() - started
         counts = requests_to(emu.ledger(), "GET", "/api/v1/credits")
     assert counts == {200: 2, 429: 1}
@@ -52,17 +56,17 @@ async def test_a_429_is_waited_for_once(make_emulator, make_client) -> None:
 async def test_a_429_is_counted_once(make_emulator, make_client) -> None:
     """One 429 is one RateLimited event, one count in client.stats, one rate cut and one pause,
     with the Retry-After that wire read into the error, the event and the limiter alike."""
-    limiter = RequestLimiter(1000, burst=1)
+    limiter = RequestLimiter(1000, burst=2)
     seen: list[Event] = []
     async with (
         make_emulator(**ONE_PER_SECOND) as emu,
         make_client(emu, limiter=limiter, retry=NO_RETRY, events=EventBus(seen.append)) as c,
     ):
-        await c.get_credits()
-        with pytest.raises(RetryExhaustedError) as info:
-            await c.get_credits()
+        both = await asyncio.gather(c.get_credits(), c.get_credits(), return_exceptions=True)
         counts = requests_to(emu.ledger(), "GET", "/api/v1/credits")
-    err = info.value.last
+    [failed] = [outcome for outcome in both if isinstance(outcome, BaseException)]
+    assert isinstance(failed, RetryExhaustedError)
+    err = failed.last
     assert isinstance(err, RateLimitedError) and err.retry_after_s == 1
     assert counts[429] == c.stats.rate_limited == 1
     [limited] = of(RateLimited, seen)
