@@ -193,11 +193,12 @@ class RequestAnswered(Event):
 
 @dataclass(frozen=True, slots=True)
 class RateLimited(Event):
-    """A 429: every worker waits ``retry_after_s`` (None: the server gave no Retry-After)."""
+    """A 429: its request waits ``retry_after_s`` (None: the server gave no Retry-After); the
+    limiter decides whether every other worker pauses too (see ``batchgen.limits``)."""
 
     endpoint: str
     retry_after_s: float | None
-    rate_per_s: float | None = None  # the request rate granted after the cut
+    rate_per_s: float | None = None  # the request rate granted after the 429
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,8 +10,9 @@ Two layers, kept apart so the maths can be property-tested without a clock:
   error, or the policy gives up.
 
 Each failure is waited for once. When something else already holds the next attempt back for
-that error (``waited_elsewhere``: the client's shared request budget pauses every worker for a
-429's ``Retry-After``), the loop does not sleep on top of it; otherwise it sleeps ``delay_for``.
+that error (``waited_elsewhere``: for a 429 the client waits its ``Retry-After`` itself,
+overlapping any pause of the shared request budget), the loop does not sleep on top of it;
+otherwise it sleeps ``delay_for``.
 
 What is retried is decided by *type* only: ``batchgen.errors.RETRYABLE``. Everything else
 (validation, auth, conflicts, credits, ...) propagates unchanged on the first raise.
