@@ -4,19 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from batchgen.emulator import EmulatorConfig, EmulatorThread
-
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:  # bench/ is a folder of the repository, not an installed package
-    sys.path.insert(0, str(ROOT))
-
-from bench.peer.processor import (  # noqa: E402
+from bench.peer.processor import (
     SECONDS_TO_PAUSE_AFTER_RATE_LIMIT_ERROR,
     Settings,
     StatusTracker,

@@ -3,19 +3,13 @@
 from __future__ import annotations
 
 import statistics
-import sys
-from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:  # bench/ is a folder of the repository, not an installed package
-    sys.path.insert(0, str(ROOT))
-
-from bench import _table  # noqa: E402
-from bench._support import Figure, figure  # noqa: E402
+from bench import _table
+from bench._support import Figure, figure
 
 META = {
     "date": "2026-12-02 03:00 UTC",
