@@ -70,7 +70,7 @@ class Reference:
         return f"sha256:{self.sha256}" if self.sha256 else f"url:{self.source}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class JobSpec:
     """One generation request as the manifest asked for it, validated.
 
@@ -87,6 +87,7 @@ class JobSpec:
     where: Location | None = None
     model: str = MODEL_ID
     extra_params: tuple[tuple[str, str], ...] = ()
+    _hash: str | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def params_dict(self) -> dict[str, str]:
@@ -94,7 +95,11 @@ class JobSpec:
 
     @property
     def request_hash(self) -> str:
-        return request_hash(self)
+        """``request_hash(self)``, computed once (a run asks for it several times per job)."""
+        if self._hash is None:
+            object.__setattr__(self, "_hash", request_hash(self))
+        assert self._hash is not None
+        return self._hash
 
 
 def canonical_request(spec: JobSpec) -> dict[str, Any]:
