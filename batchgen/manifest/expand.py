@@ -19,6 +19,7 @@ import itertools
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import cast
 
 from batchgen.contract import PARAM_NAMES
 from batchgen.manifest.doc import Axis, Draft, JobEntry, ManifestDoc, Scalar, Val, scalar_text
@@ -193,7 +194,7 @@ class _Expander:
         params = self.params(doc.defaults_params, variables)
         extra = self.params(doc.defaults_extra_params, variables)
         for index, name in self.param_axes:
-            params[name] = combo[index][1]
+            params[name] = cast("Val[object]", combo[index][1])  # the same value, no copy
         draft = Draft(
             id=job_id,
             where=doc.matrix_where,

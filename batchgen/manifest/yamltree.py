@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
@@ -31,7 +32,7 @@ class _Loader(yaml.SafeLoader):
     """SafeLoader with YAML 1.2 core scalar resolution (null, bool, int, float; nothing else)."""
 
 
-def _core_resolvers(loader: type[yaml.SafeLoader]) -> None:
+def _core_resolvers(loader: Any) -> None:  # a SafeLoader or CSafeLoader class
     loader.yaml_implicit_resolvers = {
         first: [(tag, rx) for tag, rx in resolvers if tag in (_NULL, _MERGE)]
         for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
@@ -56,10 +57,10 @@ _core_resolvers(_Loader)
 
 # libyaml's parser (ten times faster on a page of matrix values) with the same resolution; a
 # document it refuses is parsed again by the pure-Python loader, whose messages users see.
-_FastLoader: type[yaml.SafeLoader] | None = None
+_FastLoader: Any = None
 if getattr(yaml, "__with_libyaml__", False):
 
-    class _CLoader(yaml.CSafeLoader):  # type: ignore[name-defined,misc]
+    class _CLoader(yaml.CSafeLoader):
         """CSafeLoader with the YAML 1.2 core resolution of ``_Loader``."""
 
     _core_resolvers(_CLoader)
@@ -145,10 +146,10 @@ def _compose(text: str) -> Node | None:
     YAML it accepts; otherwise (and for every error) by the pure-Python loader."""
     if _FastLoader is not None and not yaml.reader.Reader.NON_PRINTABLE.search(text):
         try:
-            return yaml.compose(text, Loader=_FastLoader)  # type: ignore[no-any-return]
+            return yaml.compose(text, Loader=_FastLoader)
         except (yaml.YAMLError, RecursionError):
             pass  # the Python loader finds the same problem and says it in its own words
-    return yaml.compose(text, Loader=_Loader)  # type: ignore[no-any-return]
+    return yaml.compose(text, Loader=_Loader)
 
 
 def _mark_location(file: str, exc: yaml.MarkedYAMLError) -> Location:
