@@ -74,7 +74,7 @@ class _Checker:
         self.ids[draft.id] = draft.id_where
         if problem:
             return
-        stem = output_stem(draft.id).lower()
+        stem = valid_id_stem(draft.id).lower()
         other = self.files.get(stem)
         if other is not None:
             self.problems.add(draft.id_where, _same_file_message(draft, other[0]))
@@ -157,6 +157,13 @@ class _Checker:
         usable = cast(tuple[Reference, ...], refs)  # no None left
         self.ref_sets[names] = usable
         return usable
+
+
+def valid_id_stem(job_id: str) -> str:
+    """``output_stem`` of an id ``id_problem`` accepts, without its regex: such an id starts
+    with a letter or digit, has no character the stem replaces, and is shorter than a stem
+    may be, so only trailing '.' and '_' go."""
+    return job_id.rstrip("._")
 
 
 def manifest_warnings(manifest: Manifest) -> list[str]:

@@ -50,3 +50,14 @@ def test_the_request_hash_is_the_sha256_of_the_canonical_json(
 @given(_TEXT, _TEXT, _TEXT)
 def test_the_job_key_is_the_sha256_of_the_json_list(batch, job_id, req_hash) -> None:
     assert job_key(batch, job_id, req_hash) == "bg-" + _sha256_json([batch, job_id, req_hash])[:32]
+
+
+@given(st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", fullmatch=True))
+def test_a_valid_ids_stem_is_its_output_stem(job_id) -> None:
+    """The checker's shortcut for the file name of a valid id is ``output_stem`` itself."""
+    from batchgen.manifest.check import valid_id_stem
+    from batchgen.manifest.template import id_problem
+    from batchgen.models import output_stem
+
+    assert id_problem(job_id) is None
+    assert valid_id_stem(job_id) == output_stem(job_id)
