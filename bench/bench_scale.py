@@ -276,6 +276,7 @@ def run(quick: bool = False) -> dict[str, Any]:
             details["run_big"] = first = timed_run(matrix, state, base, key, until="post")
             per_job = _state_bytes(state) / big
             details["state_bytes"] = _state_bytes(state)
+            details["state_file_bytes"] = state.stat().st_size
             small = write_matrix(root / "resumed", resumed, max_jobs=resumed)
             small_state = root / "resumed.db"
             details["resume_setup"] = timed_run(small, small_state, base, key, until="create")
@@ -310,7 +311,8 @@ def run(quick: bool = False) -> dict[str, Any]:
                 unit="B / job",
                 target=STATE_TARGET_BYTES,
                 better="lower",
-                note=f"state database + WAL after the {big:,}-job run synced and stopped",
+                note=f"state database + WAL after the {big:,}-job run synced and was killed "
+                "(its WAL not yet checkpointed back: about half of it)",
             ),
             figure(
                 f"scale.resume_{resumed_name}.first_create_s",
