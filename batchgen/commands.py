@@ -217,8 +217,13 @@ def read_marker(output_dir: Path) -> dict[str, Any] | None:
 
 
 def _videos_of(manifest: Manifest, output_dir: Path) -> int:
-    """How many of the manifest's jobs have a ``<job id>.mp4`` in the output folder."""
-    return sum((output_dir / f"{output_stem(job.id)}.mp4").exists() for job in manifest.jobs)
+    """How many of the manifest's jobs have a ``<job id>.mp4`` in the output folder (the
+    folder is listed once, not asked a million times)."""
+    try:
+        names = {entry.name for entry in os.scandir(output_dir)}
+    except OSError:
+        return 0  # no folder (or none readable): no videos in it
+    return sum(f"{output_stem(job.id)}.mp4" in names for job in manifest.jobs)
 
 
 def _warn_sharing(

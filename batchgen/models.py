@@ -22,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +71,7 @@ class Reference:
         return f"sha256:{self.sha256}" if self.sha256 else f"url:{self.source}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class JobSpec:
     """One generation request as the manifest asked for it, validated.
 
@@ -87,6 +88,7 @@ class JobSpec:
     where: Location | None = None
     model: str = MODEL_ID
     extra_params: tuple[tuple[str, str], ...] = ()
+    _hash: str | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def params_dict(self) -> dict[str, str]:
@@ -94,7 +96,11 @@ class JobSpec:
 
     @property
     def request_hash(self) -> str:
-        return request_hash(self)
+        """``request_hash(self)``, computed once (a run asks for it several times per job)."""
+        if self._hash is None:
+            object.__setattr__(self, "_hash", request_hash(self))
+        assert self._hash is not None
+        return self._hash
 
 
 def canonical_request(spec: JobSpec) -> dict[str, Any]:
@@ -117,13 +123,45 @@ def _sha256_json(value: Any) -> str:
 
 
 def request_hash(spec: JobSpec) -> str:
-    """Hex sha256 of the canonical request."""
-    return _sha256_json(canonical_request(spec))
+    """Hex sha256 of the canonical request: ``_sha256_json(canonical_request(spec))``, the
+    same bytes built from parts (its keys sorted: model, params, prompt, references), where
+    the params and references, shared by many jobs, are encoded once each."""
+    text = "".join(
+        (
+            '{"model":',
+            _json_text(spec.model),
+            ',"params":',
+            _params_json(spec.params, spec.extra_params),
+            ',"prompt":',
+            _json_text(spec.prompt),
+            ',"references":',
+            _references_json(spec.references),
+            "}",
+        )
+    )
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+_json_text = json.encoder.encode_basestring  # a str as JSON text, non-ASCII kept (C-accelerated)
+
+
+@lru_cache(maxsize=4096)
+def _params_json(params: tuple[tuple[str, str], ...], extra: tuple[tuple[str, str], ...]) -> str:
+    return json.dumps(
+        dict(sorted(params + extra)), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    )
+
+
+@lru_cache(maxsize=4096)
+def _references_json(references: tuple[Reference, ...]) -> str:
+    return json.dumps([r.identity for r in references], separators=(",", ":"), ensure_ascii=False)
 
 
 def job_key(batch: str, job_id: str, req_hash: str) -> str:
-    """Stable name of one version of one job: ``bg-`` + 32 hex characters."""
-    return "bg-" + _sha256_json([batch, job_id, req_hash])[:32]
+    """Stable name of one version of one job: ``bg-`` + 32 hex characters (the sha256 of the
+    JSON list ``[batch, job_id, req_hash]``, built directly)."""
+    text = f"[{_json_text(batch)},{_json_text(job_id)},{_json_text(req_hash)}]"
+    return "bg-" + hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
 
 def idempotency_key(key: str, attempt: int) -> str:

@@ -24,10 +24,11 @@ composite change (a new attempt) is one transaction. Cancellation (a signal) onl
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import time
 from collections import Counter, deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import AbstractContextManager
 from typing import Any
 from urllib.parse import urlsplit
@@ -38,7 +39,7 @@ import anyio
 from batchgen.client import RivyaClient
 from batchgen.config import RunConfig
 from batchgen.contract import BASE_CREDITS
-from batchgen.downloads import Downloader
+from batchgen.downloads import Downloader, damaged
 from batchgen.errors import (
     IdempotencyConflictError,
     InsufficientCreditsError,
@@ -85,14 +86,13 @@ from batchgen.models import (
     RemoteStatus,
     RemoteTask,
     is_loopback_host,
-    job_key,
     job_selected,
 )
 from batchgen.outcome import RunOutcome, StopReason
 from batchgen.polling import PollTrack, RuntimeModel, TaskKind, task_kind
 from batchgen.schedule import TaskSchedule, eta_s, schedule_for
 from batchgen.signals import SignalCatcher
-from batchgen.store import JobRow, StateStore
+from batchgen.store import JobRow, RecordedOutputs, StateStore
 from batchgen.uploads import Uploader
 
 log = logging.getLogger("batchgen.runner")
@@ -135,7 +135,9 @@ class Runner:
         self.signals = signals
         self.outcome = RunOutcome()
         self.runtimes = RuntimeModel()
-        self.specs = {job_key(manifest.batch, s.id, s.request_hash): s for s in manifest.jobs}
+        # job key -> spec of the jobs handed to workers (filled as the work list pages in)
+        self.specs: dict[str, JobSpec] = {}
+        self._by_id = {s.id: s for s in manifest.jobs}
         self.credits = Latch("credits")
         self.stopping = Latch("signal")
         self.conflict = Latch("key_conflict")  # the state that knew this batch is missing
@@ -197,7 +199,7 @@ class Runner:
         if removed:
             log.info("removed %d partial download(s) a stopped run left behind", removed)
         self._check_outputs()
-        queue = deque(self._work_list())
+        queue = self._work_list()
         workers = min(self.config.limits.max_in_flight, len(queue))
         counts = self.store.counts()
         self.bus.emit(
@@ -253,9 +255,10 @@ class Runner:
         downloaded again (its task is paid for; nothing is submitted); an edit that was
         reverted gets its version's files back under the job's plain names."""
         verify = self.config.verify
+        recorded = self.store.recorded_outputs()
         lost = [
             (rec.job_key, why)
-            for rec in self.store.recorded_outputs()
+            for rec in recorded
             if (why := self.downloads.check(rec, verify=verify)) is not None
         ]
         for key, why in lost:
@@ -263,12 +266,29 @@ class Runner:
             self._changed(row, self.store.download_again(key, why=why))
             self._fresh_urls.add(key)
             self.bus.emit(DownloadAgain(job_id=row.job_id, why=why))
-        for row in self.store.jobs(statuses=[JobStatus.SUCCEEDED]):
+        for row in self._to_arrange(recorded, verify=verify):
             try:
                 if self.downloads.arrange(row):
                     log.info("%s: this version's video is back under the job's name", row.job_id)
             except OutputWriteError as exc:  # the files stay where the record says they are
                 log.warning("%s: could not move its video: %s", row.job_id, exc)
+
+    def _to_arrange(self, recorded: list[RecordedOutputs], *, verify: bool) -> Iterator[JobRow]:
+        """The succeeded rows ``Downloader.arrange`` may have to move files for. Without
+        ``verify``, a job whose recorded files are whole at its plain names is not read again
+        (a resumed batch of 100,000 succeeded jobs builds no 100,000 rows); ``check`` may have
+        recorded other paths for a job, so that judgement is made on the files as found."""
+        if verify:  # a hash mismatch may have moved a record to files of the right size
+            yield from self.store.jobs(statuses=[JobStatus.SUCCEEDED])
+            return
+        for rec in recorded:
+            count = len(rec.outputs)
+            plain = [str(self.downloads.output_path(rec.job_id, i)) for i in range(count)]
+            if plain == list(rec.outputs) and damaged(rec.outputs, rec.sizes, None) is None:
+                continue
+            row = self.store.job(rec.job_key)
+            if row.status is JobStatus.SUCCEEDED:
+                yield row
 
     def _learn_from_state(self) -> None:
         """Seed the run-time model with the batch's tasks that finished in earlier runs."""
@@ -276,11 +296,13 @@ class Runner:
             track = PollTrack(started_s=started_s, finished_s=run_s)
             self.runtimes.observe(task_kind(params), track, run_s)
 
-    def _work_list(self) -> list[JobRow]:
+    def _work_list(self) -> WorkQueue:
         """Unfinished jobs, the ones already in flight first (they hold paid tasks); and the
         paid tasks of superseded versions (a job edited while its task ran), which are followed
-        and downloaded to their versioned names: a paid video is kept, and the sums settle."""
-        rows = [r for r in self.store.jobs() if r.status in IN_FLIGHT_ORDER]
+        and downloaded to their versioned names: a paid video is kept, and the sums settle.
+        Pending jobs come last, read from the state a page at a time (``WorkQueue``)."""
+        started = [s for s in IN_FLIGHT_ORDER if s is not JobStatus.PENDING]
+        rows = self.store.jobs(statuses=started)
         rows += [
             r
             for r in self.store.jobs(statuses=SUPERSEDED_TO_FINISH, current_only=False)
@@ -288,21 +310,54 @@ class Runner:
         ]
         rows = [r for r in rows if job_selected(r.job_id, self.config.only)]  # --only
         for row in rows:
-            if row.job_key not in self.specs:
-                self.specs[row.job_key] = _spec_of(row)
+            self._spec_for(row)
         rows.sort(key=lambda r: IN_FLIGHT_ORDER[r.status])
         for row in rows:
-            if row.status is JobStatus.PENDING:
-                self._pending_kinds[task_kind(self.specs[row.job_key].params_dict)] += 1
-            elif row.status is JobStatus.RUNNING:
+            if row.status is JobStatus.RUNNING:
                 self._inherited.add(row.job_key)
             elif row.status is JobStatus.DOWNLOADING and any(
                 _from_another_local_server(url, self.client.base_url) for url in row.result_urls
             ):
                 self._fresh_urls.add(row.job_key)
-        return rows
+        pending = self._count_pending()
+        return WorkQueue(rows, pending, self._pending_page)
 
-    async def _worker(self, queue: deque[JobRow]) -> None:
+    def _count_pending(self) -> int:
+        """How many pending jobs this run has, counted by kind for the ETA."""
+        only = self.config.only
+        kinds: dict[str | None, TaskKind] = {}
+        total = 0
+        for job_id, params, count in self.store.pending_params(by_id=bool(only)):
+            if job_id is not None and not job_selected(job_id, only):
+                continue
+            kind = kinds.get(params)
+            if kind is None:
+                kind = kinds[params] = task_kind(json.loads(params) if params else {})
+            self._pending_kinds[kind] += count
+            total += count
+        return total
+
+    def _pending_page(self, after: int) -> tuple[int, list[JobRow]]:
+        """The next page of pending rows after rowid ``after`` (``--only`` applied), and the
+        last rowid read (``after`` when there are no more)."""
+        page = self.store.pending_page(after, PENDING_PAGE)
+        rows = [row for _, row in page if job_selected(row.job_id, self.config.only)]
+        for row in rows:
+            self._spec_for(row)
+        return (page[-1][0] if page else after), rows
+
+    def _spec_for(self, row: JobRow) -> JobSpec:
+        """The spec a worker follows ``row`` with: the manifest's job of that id and version,
+        else (a superseded version) what the row says of its request."""
+        spec = self.specs.get(row.job_key)
+        if spec is None:
+            spec = self._by_id.get(row.job_id)
+            if spec is None or not row.in_manifest or spec.request_hash != row.request_hash:
+                spec = _spec_of(row)
+            self.specs[row.job_key] = spec
+        return spec
+
+    async def _worker(self, queue: WorkQueue) -> None:
         while queue:
             await self._process(queue.popleft())
 
@@ -723,6 +778,48 @@ class Runner:
             )
         )
         return new
+
+
+PENDING_PAGE = 500  # pending rows read from the state at a time
+
+
+class WorkQueue:
+    """A run's work in order: the rows it starts with (those in flight), then the pending rows
+    the state holds, read a page at a time as workers take them, so a million pending jobs
+    are never all in memory as rows. ``len`` counts both (the pending ones as counted at the
+    start); truth is the queue still has work."""
+
+    def __init__(
+        self,
+        first: list[JobRow],
+        pending: int,
+        page: Callable[[int], tuple[int, list[JobRow]]],
+    ) -> None:
+        self._rows: deque[JobRow] = deque(first)
+        self._pending = pending  # pending rows not yet read
+        self._page = page
+        self._after = 0  # rowid of the last pending row read
+
+    def __len__(self) -> int:
+        return len(self._rows) + self._pending
+
+    def __bool__(self) -> bool:
+        self._fill()
+        return bool(self._rows)
+
+    def popleft(self) -> JobRow:
+        self._fill()
+        return self._rows.popleft()
+
+    def _fill(self) -> None:
+        while not self._rows and self._pending > 0:
+            after, rows = self._page(self._after)
+            if after == self._after:  # the state has no more (a count can only shrink)
+                self._pending = 0
+                return
+            self._after = after
+            self._pending = max(self._pending - len(rows), 0)
+            self._rows.extend(rows)
 
 
 async def run_batch(

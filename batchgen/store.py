@@ -318,39 +318,62 @@ class StateStore:
 
     # -- the manifest's jobs -------------------------------------------------------------------
 
-    def sync_jobs(self, specs: Sequence[JobSpec]) -> None:
+    def sync_jobs(self, specs: Iterable[JobSpec]) -> None:
         """Insert every job version of the manifest not stored yet (as pending) and flag which
-        stored rows the manifest still names. Never deletes a row."""
+        stored rows the manifest still names. Never deletes a row.
+
+        Only what changed is written, in one transaction: a resumed batch whose manifest is
+        unchanged writes nothing; a new one is inserted as the specs stream in (never a list
+        of a million rows). Each stored key is read once, with its flag."""
+        stored: dict[str, int] = dict(
+            self.db.execute("SELECT job_key, in_manifest FROM jobs").fetchall()
+        )
+        back: list[tuple[str]] = []  # stored, flagged as not in the manifest, named again
         now = _now()
-        rows = [
-            {
-                "job_key": job_key(self.batch, s.id, s.request_hash),
-                "job_id": s.id,
-                "request_hash": s.request_hash,
-                "status": JobStatus.PENDING.value,
-                "attempt": 1,
-                "polls": 0,
-                "in_manifest": 1,
-                "prompt": s.prompt,
-                "params": json.dumps(dict(s.params), sort_keys=True),
-                "reference_files": json.dumps([r.source for r in s.references]),
-                "created_at": now,
-                "updated_at": now,
-            }
-            for s in specs
-        ]
-        keys = [r["job_key"] for r in rows]
+        params_json: dict[tuple[tuple[str, str], ...], str] = {}
+        files_json: dict[tuple[Any, ...], str] = {}
+
+        def new_rows() -> Iterator[tuple[Any, ...]]:
+            for s in specs:
+                req_hash = s.request_hash
+                key = job_key(self.batch, s.id, req_hash)
+                flag = stored.pop(key, None)
+                if flag is not None:
+                    if not flag:
+                        back.append((key,))
+                    continue
+                params = params_json.get(s.params)
+                if params is None:
+                    params = params_json[s.params] = json.dumps(dict(s.params), sort_keys=True)
+                files = files_json.get(s.references)
+                if files is None:
+                    files = files_json[s.references] = json.dumps([r.source for r in s.references])
+                yield (key, s.id, req_hash, s.prompt, params, files, now, now)
+
+        # a million new rows insert into an index of random keys: a larger page cache for
+        # the sync keeps those pages in memory instead of re-reading them (SQLite's default
+        # is 2 MB; this is at most 64 MB, and only while the sync runs)
+        cache = self.db.execute("PRAGMA cache_size").fetchone()[0]
+        self.db.execute("PRAGMA cache_size = -65536")
+        try:
+            self._insert_new(new_rows(), stored, back)
+        finally:
+            self.db.execute(f"PRAGMA cache_size = {int(cache)}")
+
+    def _insert_new(
+        self, new_rows: Iterator[tuple[Any, ...]], stored: dict[str, int], back: list[tuple[str]]
+    ) -> None:
+        """``sync_jobs``' writes, in one transaction: the new rows, then the changed flags."""
         with self._tx():
-            self.db.table("jobs").insert_all(rows, ignore=True, batch_size=2000)
-            self.db.execute("UPDATE jobs SET in_manifest = 0")
-            self.db.execute("CREATE TEMP TABLE IF NOT EXISTS current_keys (k TEXT PRIMARY KEY)")
-            self.db.execute("DELETE FROM current_keys")
             self.db.conn.executemany(
-                "INSERT OR IGNORE INTO current_keys VALUES (?)", [(k,) for k in keys]
+                "INSERT OR IGNORE INTO jobs (job_key, job_id, request_hash, status, attempt, "
+                "polls, in_manifest, prompt, params, reference_files, created_at, updated_at) "
+                f"VALUES (?, ?, ?, '{JobStatus.PENDING.value}', 1, 0, 1, ?, ?, ?, ?, ?)",
+                new_rows,
             )
-            self.db.execute(
-                "UPDATE jobs SET in_manifest = 1 WHERE job_key IN (SELECT k FROM current_keys)"
-            )
+            gone = [(key,) for key, flag in stored.items() if flag]  # no longer in the manifest
+            self.db.conn.executemany("UPDATE jobs SET in_manifest = 1 WHERE job_key = ?", back)
+            self.db.conn.executemany("UPDATE jobs SET in_manifest = 0 WHERE job_key = ?", gone)
 
     def job(self, key: str) -> JobRow:
         rows = list(self.db.query("SELECT * FROM jobs WHERE job_key = ?", [key]))
@@ -371,6 +394,29 @@ class StateStore:
             args.extend(wanted)
         sql = "SELECT * FROM jobs" + (f" WHERE {' AND '.join(where)}" if where else "")
         return [JobRow.from_db(r) for r in self.db.query(sql + " ORDER BY rowid", args)]
+
+    def pending_page(self, after: int, limit: int) -> list[tuple[int, JobRow]]:
+        """Up to ``limit`` pending rows the manifest names, after rowid ``after``, in insertion
+        order, each with its rowid: a run reads its new jobs a page at a time."""
+        sql = (
+            "SELECT rowid AS _rowid, * FROM jobs WHERE status = ? AND in_manifest = 1 "
+            "AND rowid > ? ORDER BY rowid LIMIT ?"
+        )
+        rows = self.db.query(sql, [JobStatus.PENDING.value, after, limit])
+        return [(r.pop("_rowid"), JobRow.from_db(r)) for r in rows]
+
+    def pending_params(self, *, by_id: bool = False) -> list[tuple[str | None, str | None, int]]:
+        """(job id, params as stored, how many) of the pending jobs the manifest names; the
+        job id is None and rows are grouped by params alone unless ``by_id``."""
+        pending = [JobStatus.PENDING.value]
+        if by_id:
+            sql = "SELECT job_id, params, 1 FROM jobs WHERE status = ? AND in_manifest = 1"
+        else:
+            sql = (
+                "SELECT NULL, params, COUNT(*) FROM jobs WHERE status = ? AND in_manifest = 1 "
+                "GROUP BY params"
+            )
+        return [(r[0], r[1], r[2]) for r in self.db.execute(sql, pending).fetchall()]
 
     def latest_versions(self) -> list[JobRow]:
         """The newest stored version of every job id (what ``report``/``status`` show)."""
@@ -416,7 +462,11 @@ class StateStore:
 
     def snapshot(self) -> dict[str, tuple[str, str]]:
         """job id -> (request hash, status) of the newest version: what ``plan`` compares."""
-        return {r.job_id: (r.request_hash, r.status.value) for r in self.latest_versions()}
+        sql = (
+            "SELECT job_id, request_hash, status FROM jobs WHERE rowid IN "
+            "(SELECT MAX(rowid) FROM jobs GROUP BY job_id)"
+        )  # ``latest_versions``' rows, three columns of them (no JobRow per job)
+        return {job_id: (h, status) for job_id, h, status in self.db.execute(sql).fetchall()}
 
     # -- transitions ---------------------------------------------------------------------------
 

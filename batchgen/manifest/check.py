@@ -41,10 +41,14 @@ def build_specs(drafts: Iterable[Draft], resolve: Resolve, problems: Problems) -
 class _Checker:
     resolve: Resolve
     problems: Problems
-    ids: dict[str, Draft] = field(default_factory=dict)
-    files: dict[str, Draft] = field(default_factory=dict)  # output stem, lower case -> job
+    # job id -> where it was given; output stem, lower case -> (job id, where). Locations and
+    # ids only, never the drafts: a million drafts held here would double a load's memory.
+    ids: dict[str, Location] = field(default_factory=dict)
+    files: dict[str, tuple[str, Location]] = field(default_factory=dict)
     values: dict[tuple[str, type, object], str | None] = field(default_factory=dict)
     interned: dict[Params, Params] = field(default_factory=dict)
+    param_sets: dict[tuple[tuple[str, type, object], ...], Params] = field(default_factory=dict)
+    ref_sets: dict[tuple[str, ...], tuple[Reference, ...]] = field(default_factory=dict)
 
     def spec(self, draft: Draft) -> JobSpec | None:
         before = len(self.problems)
@@ -63,15 +67,19 @@ class _Checker:
         problem = id_problem(draft.id)
         if problem:
             self.problems.add(draft.id_where, problem)
-        first = self.ids.setdefault(draft.id, draft)
-        if first is not draft:
+        first = self.ids.get(draft.id)
+        if first is not None:
             self.problems.add(draft.id_where, _duplicate_message(draft, first))
             return
+        self.ids[draft.id] = draft.id_where
         if problem:
             return
-        other = self.files.setdefault(output_stem(draft.id).lower(), draft)
-        if other is not draft:
-            self.problems.add(draft.id_where, _same_file_message(draft, other))
+        stem = valid_id_stem(draft.id).lower()
+        other = self.files.get(stem)
+        if other is not None:
+            self.problems.add(draft.id_where, _same_file_message(draft, other[0]))
+            return
+        self.files[draft.id if stem == draft.id else stem] = (draft.id, draft.id_where)
 
     def check_prompt(self, draft: Draft) -> None:
         problem = prompt_problem(draft.id, draft.prompt)
@@ -79,6 +87,16 @@ class _Checker:
             self.problems.add(draft.prompt_where, problem)
 
     def params(self, draft: Draft) -> Params | None:
+        """The draft's params merged over the defaults, once per distinct set of values and
+        types (``true`` is not ``1``; a million jobs share a few dozen sets); a refused value is
+        reported at each job that has it."""
+        given = tuple([(name, type(v.value), v.value) for name, v in draft.params.items()])
+        try:
+            found = self.param_sets.get(given)
+        except TypeError:  # an unhashable value (a list from a JSONL row): never a param
+            found = None
+        if found is not None:
+            return found
         merged = dict(DEFAULT_PARAMS)
         ok = True
         for name, val in draft.params.items():
@@ -88,11 +106,17 @@ class _Checker:
                 ok = False
             else:
                 merged[name] = text
+        if not ok:
+            return None
         params = tuple(sorted(merged.items()))
-        return self.interned.setdefault(params, params) if ok else None
+        params = self.interned.setdefault(params, params)
+        self.param_sets[given] = params
+        return params
 
     def extra_params(self, draft: Draft) -> Params | None:
         """The extra params in string form (``true`` -> ``"true"``, ``5`` -> ``"5"``), sorted."""
+        if not draft.extra_params:
+            return ()
         out: dict[str, str] = {}
         for name, val in draft.extra_params.items():
             text = native_to_text(val.value)
@@ -113,17 +137,33 @@ class _Checker:
         return self.values[key]
 
     def references(self, draft: Draft) -> tuple[Reference, ...] | None:
+        """The draft's references resolved; jobs naming the same files share one tuple."""
         count = len(draft.references)
-        refs = tuple(self.resolve(ref) for ref in draft.references)
         if count > MAX_REFERENCES:
+            for ref in draft.references:  # each is still checked, as before
+                self.resolve(ref)
             self.problems.add(
                 draft.references_where,
                 f"{count} references given; kling-3-0 takes at most {MAX_REFERENCES} per job",
             )
             return None
+        names = tuple([ref.value for ref in draft.references])
+        found = self.ref_sets.get(names)
+        if found is not None:
+            return found
+        refs = tuple([self.resolve(ref) for ref in draft.references])
         if None in refs:
             return None
-        return cast(tuple[Reference, ...], refs)  # no None left
+        usable = cast(tuple[Reference, ...], refs)  # no None left
+        self.ref_sets[names] = usable
+        return usable
+
+
+def valid_id_stem(job_id: str) -> str:
+    """``output_stem`` of an id ``id_problem`` accepts, without its regex: such an id starts
+    with a letter or digit, has no character the stem replaces, and is shorter than a stem
+    may be, so only trailing '.' and '_' go."""
+    return job_id.rstrip("._")
 
 
 def manifest_warnings(manifest: Manifest) -> list[str]:
@@ -172,21 +212,21 @@ def _extra_value_message(name: str, value: object) -> str:
     )
 
 
-def _duplicate_message(draft: Draft, first: Draft) -> str:
-    if first.id_where == draft.id_where:
+def _duplicate_message(draft: Draft, first: Location) -> str:
+    if first == draft.id_where:
         return (
             f"job id '{draft.id}' is given to more than one job here; make the id template "
             "use every matrix axis (or make the values differ)"
         )
     return (
-        f"duplicate job id '{draft.id}' (the job at {_short(first.id_where, draft.id_where)} "
+        f"duplicate job id '{draft.id}' (the job at {_short(first, draft.id_where)} "
         "has it too); every job needs its own id"
     )
 
 
-def _same_file_message(draft: Draft, other: Draft) -> str:
+def _same_file_message(draft: Draft, other: str) -> str:
     return (
-        f"job ids '{other.id}' and '{draft.id}' would write the same file "
+        f"job ids '{other}' and '{draft.id}' would write the same file "
         f"{output_stem(draft.id)}.mp4 (file names drop a leading or trailing '.' or '_', and "
         "macOS and Windows disks ignore letter case); give one of them another id"
     )

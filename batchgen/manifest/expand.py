@@ -17,8 +17,9 @@ from __future__ import annotations
 import difflib
 import itertools
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import cast
 
 from batchgen.contract import PARAM_NAMES
 from batchgen.manifest.doc import Axis, Draft, JobEntry, ManifestDoc, Scalar, Val, scalar_text
@@ -49,13 +50,23 @@ def most_jobs(doc: ManifestDoc) -> int:
 
 def expand(doc: ManifestDoc) -> Expansion:
     """Every job the manifest describes, templated, excluded and repeated. Never raises."""
-    expander = _Expander(doc)
-    expander.matrix()
+    problems: list[tuple[Location, str]] = []
+    drafts = tuple(stream_drafts(doc, problems))
+    return Expansion(drafts, tuple(dict.fromkeys(problems)))
+
+
+def stream_drafts(doc: ManifestDoc, problems: list[tuple[Location, str]]) -> Iterator[Draft]:
+    """``expand``, one draft at a time (a million-job manifest is never held as drafts): the
+    same drafts in the same order; templating's problems are appended to ``problems`` as they
+    are found (all of them by the time the iterator is exhausted)."""
+    expander = _Expander(doc, problems)
+    yield from expander.matrix()
     for entry in doc.jobs:
         expander.entry(entry, "job")
+        yield from expander.drain()
     for entry in doc.rows:
         expander.entry(entry, "row")
-    return Expansion(tuple(expander.drafts), tuple(dict.fromkeys(expander.problems)))
+        yield from expander.drain()
 
 
 def id_axis_order(axes: Iterable[Axis]) -> list[str]:
@@ -79,10 +90,12 @@ def unknown_variable_message(name: str, available: Iterable[str]) -> str:
 
 
 class _Expander:
-    def __init__(self, doc: ManifestDoc) -> None:
+    def __init__(self, doc: ManifestDoc, problems: list[tuple[Location, str]]) -> None:
         self.doc = doc
-        self.drafts: list[Draft] = []
-        self.problems: list[tuple[Location, str]] = []
+        self.drafts: list[Draft] = []  # emitted and not yet drained
+        self.emitted = 0
+        self.problems = problems
+        self.param_axes = [(i, axis.name) for i, axis in enumerate(doc.axes) if axis.is_param]
         self.repeat = doc.repeat.value if doc.repeat else 1
 
     def render(
@@ -95,6 +108,9 @@ class _Expander:
         transform: Callable[[str], str] | None = None,
     ) -> str:
         """Render a template, adding a problem for each unknown variable (at ``at`` if given)."""
+        text = source.value
+        if "{" not in text and "}" not in text:  # a row's own literal id or prompt: no cache
+            return text  # (``transform`` applies to variable values only)
         template = compile_template(source.value)
         for name in template.names:
             if name not in variables:
@@ -113,11 +129,16 @@ class _Expander:
         return out
 
     def references(self, refs: tuple[Val[str], ...], variables: Variables) -> tuple[Val[str], ...]:
-        if "{" not in "".join([r.value for r in refs]):
+        if not any("{" in r.value for r in refs):
             return refs
         return tuple(Val(self.render(r, variables), r.where) for r in refs)
 
+    def drain(self) -> list[Draft]:
+        drafts, self.drafts = self.drafts, []
+        return drafts
+
     def emit(self, draft: Draft, repeat: int) -> None:
+        self.emitted += repeat
         if repeat == 1:
             self.drafts.append(draft)
             return
@@ -126,23 +147,30 @@ class _Expander:
 
     # -- the matrix ------------------------------------------------------------------------
 
-    def matrix(self) -> None:
+    def matrix(self) -> Iterator[Draft]:
         doc = self.doc
         if not doc.axes or doc.prompt is None or doc.matrix_where is None:
             return
         self._check_matrix_templates()
-        before = len(self.drafts)
+        before = self.emitted
         names = [axis.name for axis in doc.axes]
         id_positions = [names.index(n) for n in id_axis_order(doc.axes)]
         choices = [[(scalar_text(v.value), v) for v in axis.values] for axis in doc.axes]
+        slugs = {text: slugify(text) for axis in choices for text, _ in axis}
+        prompt = compile_template(doc.prompt.value)
+        id_template = compile_template(doc.id_template.value) if doc.id_template else None
         for combo in itertools.product(*choices):
             texts = [text for text, _ in combo]
             variables = dict(zip(names, texts, strict=True))
-            if self._excluded(variables):
+            if doc.excludes and self._excluded(variables):
                 continue
-            default_id = "-".join(slugify(texts[i]) for i in id_positions)
-            self._matrix_job(variables, default_id, combo)
-        if doc.excludes and len(self.drafts) == before:
+            if id_template is None:
+                job_id = "-".join([slugs[texts[i]] for i in id_positions])
+            else:
+                job_id = id_template.render(variables, slugify)
+            self._matrix_job(variables, job_id, prompt.render(variables), combo)
+            yield from self.drain()
+        if doc.excludes and self.emitted == before:
             self.problems.append(
                 (doc.excludes[0].where, "exclude removes every matrix combination")
             )
@@ -154,24 +182,24 @@ class _Expander:
         )
 
     def _matrix_job(
-        self, variables: Variables, default_id: str, combo: tuple[tuple[str, Val[Scalar]], ...]
+        self,
+        variables: Variables,
+        job_id: str,
+        prompt: str,
+        combo: tuple[tuple[str, Val[Scalar]], ...],
     ) -> None:
         doc = self.doc
         assert doc.prompt is not None and doc.matrix_where is not None
         template = doc.id_template
-        job_id = (
-            compile_template(template.value).render(variables, slugify) if template else default_id
-        )
         params = self.params(doc.defaults_params, variables)
         extra = self.params(doc.defaults_extra_params, variables)
-        for axis, (_, val) in zip(doc.axes, combo, strict=True):
-            if axis.is_param:
-                params[axis.name] = Val(val.value, val.where)
+        for index, name in self.param_axes:
+            params[name] = cast("Val[object]", combo[index][1])  # the same value, no copy
         draft = Draft(
             id=job_id,
             where=doc.matrix_where,
             id_where=template.where if template else doc.matrix_where,
-            prompt=compile_template(doc.prompt.value).render(variables),
+            prompt=prompt,
             prompt_where=doc.prompt.where,
             params=params,
             references=self.references(doc.defaults_references, variables),

@@ -42,13 +42,18 @@ class ReferenceResolver:
         self.problems = problems
         self.files: dict[str, FileInfo | str] = {}  # absolute path -> what it is
         self.paths: dict[str, str] = {}  # value as written -> absolute path
-        self.refs: dict[Val[str], Reference | None] = {}
+        self.usable: dict[str, Reference] = {}  # value as written -> its reference, if usable
 
     def __call__(self, ref: Val[str]) -> Reference | None:
-        """The reference (shared by every job that names it at the same place), or None."""
-        if ref in self.refs:
-            return self.refs[ref]
-        result = self.refs[ref] = self._resolve(ref)
+        """The reference, or None after adding a problem at ``ref``. Every job that names a
+        usable reference with the same text shares one ``Reference`` (located where it was
+        first written): a million rows naming two images make two objects, not a million."""
+        found = self.usable.get(ref.value)
+        if found is not None:
+            return found
+        result = self._resolve(ref)
+        if result is not None:
+            self.usable[ref.value] = result
         return result
 
     def _resolve(self, ref: Val[str]) -> Reference | None:

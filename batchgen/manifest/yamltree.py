@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
@@ -31,24 +32,39 @@ class _Loader(yaml.SafeLoader):
     """SafeLoader with YAML 1.2 core scalar resolution (null, bool, int, float; nothing else)."""
 
 
-_Loader.yaml_implicit_resolvers = {
-    first: [(tag, rx) for tag, rx in resolvers if tag in (_NULL, _MERGE)]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-_Loader.add_implicit_resolver(
-    _BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
-)
-_Loader.add_implicit_resolver(
-    _INT, re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"), list("-+0123456789")
-)
-_Loader.add_implicit_resolver(
-    _FLOAT,
-    re.compile(
-        r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
-        r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
-    ),
-    list("-+.0123456789"),
-)
+def _core_resolvers(loader: Any) -> None:  # a SafeLoader or CSafeLoader class
+    loader.yaml_implicit_resolvers = {
+        first: [(tag, rx) for tag, rx in resolvers if tag in (_NULL, _MERGE)]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+    loader.add_implicit_resolver(
+        _BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+    )
+    loader.add_implicit_resolver(
+        _INT, re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"), list("-+0123456789")
+    )
+    loader.add_implicit_resolver(
+        _FLOAT,
+        re.compile(
+            r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+            r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
+        ),
+        list("-+.0123456789"),
+    )
+
+
+_core_resolvers(_Loader)
+
+# libyaml's parser (ten times faster on a page of matrix values) with the same resolution; a
+# document it refuses is parsed again by the pure-Python loader, whose messages users see.
+_FastLoader: Any = None
+if getattr(yaml, "__with_libyaml__", False):
+
+    class _CLoader(yaml.CSafeLoader):
+        """CSafeLoader with the YAML 1.2 core resolution of ``_Loader``."""
+
+    _core_resolvers(_CLoader)
+    _FastLoader = _CLoader
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +120,7 @@ def type_name(node: YNode) -> str:
 def parse_yaml(text: str, file: str, problems: Problems) -> YNode | None:
     """The located tree of ``text``, or None after adding a syntax problem (never raises)."""
     try:
-        root = yaml.compose(text, Loader=_Loader)
+        root = _compose(text)
     except yaml.MarkedYAMLError as exc:
         problems.add(_mark_location(file, exc), _syntax_message(exc))
         return None
@@ -123,6 +139,17 @@ def parse_yaml(text: str, file: str, problems: Problems) -> YNode | None:
     except RecursionError:
         problems.add(Location(file, 1, 1), "the YAML is nested too deeply to read")
         return None
+
+
+def _compose(text: str) -> Node | None:
+    """The composed document: by libyaml when it is there and the text is plain printable
+    YAML it accepts; otherwise (and for every error) by the pure-Python loader."""
+    if _FastLoader is not None and not yaml.reader.Reader.NON_PRINTABLE.search(text):
+        try:
+            return yaml.compose(text, Loader=_FastLoader)
+        except (yaml.YAMLError, RecursionError):
+            pass  # the Python loader finds the same problem and says it in its own words
+    return yaml.compose(text, Loader=_Loader)
 
 
 def _mark_location(file: str, exc: yaml.MarkedYAMLError) -> Location:
