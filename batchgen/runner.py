@@ -35,6 +35,7 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 import anyio
+import anyio.lowlevel
 
 from batchgen.client import RivyaClient
 from batchgen.config import RunConfig
@@ -360,6 +361,10 @@ class Runner:
     async def _worker(self, queue: WorkQueue) -> None:
         while queue:
             await self._process(queue.popleft())
+            # A job a gate holds is decided without awaiting anything: without this checkpoint
+            # a worker would run through a whole queue of held jobs before a signal's
+            # cancellation (or any other task) got a turn, which is minutes for a million jobs.
+            await anyio.lowlevel.checkpoint()
 
     async def _estimates(self) -> None:
         """Every progress interval, the ETA from the same forecasts that schedule the polls."""
