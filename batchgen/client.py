@@ -50,6 +50,7 @@ deadline gives up (``RetryExhaustedError``: the job is left resumable).
 from __future__ import annotations
 
 import logging
+import random
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -81,7 +82,7 @@ from batchgen.files import (
     DOWNLOAD_DEADLINE_S,
     MAX_RESULT_BYTES,
     Bounds,
-    stream_to_file,
+    stream_and_hash,
 )
 from batchgen.limits import RequestLimiter
 from batchgen.models import MODEL_ID, RemoteTask, UploadedFile
@@ -196,6 +197,8 @@ class RivyaClient:
         self._download_idle_s = download_idle_s if download_idle_s is not None else timeout_s
         self._session: aiohttp.ClientSession | None = None
         self._events = events
+        self._rng = random.Random()  # the retry jitter of every call
+        self._key_bytes = api_key.encode() if api_key else None
         self.stats = ClientStats()  # counts this client's request events (see _emit)
 
     def __repr__(self) -> str:
@@ -329,11 +332,16 @@ class RivyaClient:
         ``ResultRefusedError``; a body cut short, a stall or the deadline a (retried)
         ``TransportError``. Nothing is left on disk but a whole, accepted file.
         """
+        return (await self.download_hashed(url, dest))[0]
+
+    async def download_hashed(self, url: str, dest: Path) -> tuple[int, str]:
+        """``download``, also returning the hex sha256 of the file, computed while it streamed
+        (no second read of the file)."""
         call = self._foreign_or_api_call("GET", url, endpoint=RESULT)
         dest = Path(dest)
         label = f"the result {self._say(safe_url(url))}"
         bounds = Bounds(max_bytes=self._max_result_bytes, video_only=True, label=label)
-        return await self._get(call, lambda resp: stream_to_file(resp, dest, bounds))
+        return await self._get(call, lambda resp: stream_and_hash(resp, dest, bounds))
 
     async def fetch_reference(self, url: str) -> bytes:
         """GET an http(s) reference image, never with the key, at most ``max_reference_bytes``
@@ -464,7 +472,11 @@ class RivyaClient:
             return await once()
 
         return await call_with_retry(
-            after_pending, self._retry, on_retry=on_retry, waited_elsewhere=waited_elsewhere
+            after_pending,
+            self._retry,
+            on_retry=on_retry,
+            waited_elsewhere=waited_elsewhere,
+            rng=self._rng,  # one per client: a Random per call costs a seeding and 2.5 KB
         )
 
     async def _json_call(
@@ -633,12 +645,13 @@ class RivyaClient:
         return await self._limiter.acquire()
 
     def _parse_json(self, call: _Call, body: bytes) -> Any:
+        if self._key_bytes and self._key_bytes in body:
+            # A server that echoes the key must not put it in anything we keep or show: it is
+            # replaced before the body is parsed (once: a body without it is parsed as is).
+            body = body.replace(self._key_bytes, REDACTED.encode())
         payload = json_or_none(body)
         if payload is None:
             raise TransportError(f"{call.endpoint} answered 2xx with a body that is not JSON")
-        if self._api_key and isinstance(payload, dict | list):
-            # A server that echoes the key must not put it in anything we keep or show.
-            payload = json_or_none(body.replace(self._api_key.encode(), REDACTED.encode()))
         return payload
 
     def _error(

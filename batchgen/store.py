@@ -707,6 +707,15 @@ class StateStore:
         sql = "SELECT * FROM jobs WHERE job_id = ? ORDER BY rowid"
         return [JobRow.from_db(r) for r in self.db.query(sql, [job_id])]
 
+    def versions_with_outputs(self, job_id: str, *, besides: str) -> list[JobRow]:
+        """The other stored versions of ``job_id`` that have files recorded, oldest first
+        (asked before every download: usually none, and then no row is built)."""
+        sql = (
+            "SELECT * FROM jobs WHERE job_id = ? AND job_key != ? AND outputs IS NOT NULL "
+            "AND outputs != '[]' ORDER BY rowid"
+        )
+        return [JobRow.from_db(r) for r in self.db.query(sql, [job_id, besides])]
+
     def download_again(self, key: str, *, why: str) -> JobRow:
         """A succeeded job's file is missing or damaged: back to ``downloading`` (its task is
         paid for and its results are fetched again; nothing is submitted), with why in

@@ -107,15 +107,15 @@ async def test_a_commit_the_disk_refuses_breaks_the_store(tmp_path: Path) -> Non
     with StateStore.open(path, "b") as store:
         store.sync_jobs(jobs)
         pages = store.db.execute("PRAGMA page_count").fetchone()[0]
-        with pytest.raises(StateError, match="cannot write the state database"):
-            with store.grouped():
-                store.db.execute(f"PRAGMA max_page_count = {pages}")
-                with pytest.raises(StateError, match="cannot write"):
-                    for s in jobs:  # big bodies: the disk (page cap) fills
-                        store.begin_submit(key(s), {"prompt": "q" * 20_000})
-                    await store.durable()
-                with pytest.raises(StateError, match="cannot write"):
-                    store.log_event(None, "note")
+        group_ends = pytest.raises(StateError, match="cannot write the state database")
+        with group_ends, store.grouped():
+            store.db.execute(f"PRAGMA max_page_count = {pages}")
+            with pytest.raises(StateError, match="cannot write"):
+                for s in jobs:  # big bodies: the disk (page cap) fills
+                    store.begin_submit(key(s), {"prompt": "q" * 20_000})
+                await store.durable()
+            with pytest.raises(StateError, match="cannot write"):
+                store.log_event(None, "note")
         assert set(on_disk(path).values()) == {JobStatus.PENDING.value}
 
 
