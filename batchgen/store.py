@@ -299,15 +299,16 @@ class StateStore:
             )
 
     @contextlib.contextmanager
-    def _tx(self) -> Iterator[None]:
+    def _tx(self, *, one_statement: bool = False) -> Iterator[None]:
         """One transaction (one unit of change: all of it or none of it). A write the disk
         refuses (full, read-only, I/O error) rolls back and becomes a ``StateError`` that says
         so: the state stays as it was before it.
 
         Inside ``grouped()`` the unit is a savepoint of the group's open transaction instead,
-        committed together with its neighbours (see ``grouped``): still all of it or none."""
+        committed together with its neighbours (see ``grouped``): still all of it or none.
+        ``one_statement``: the unit writes with a single statement (atomic by itself)."""
         if self._group is not None:
-            with self._unit():
+            with self._unit(savepoint=not one_statement):
                 yield
             return
         try:
@@ -394,22 +395,26 @@ class StateStore:
             await asyncio.shield(group.future)
 
     @contextlib.contextmanager
-    def _unit(self) -> Iterator[None]:
-        """One unit of change inside the group: a savepoint of its open transaction."""
+    def _unit(self, *, savepoint: bool = True) -> Iterator[None]:
+        """One unit of change inside the group: a savepoint of its open transaction (none for
+        a unit of one statement: SQLite undoes a failed statement whole by itself)."""
         if self._broken is not None:
             raise self._broken
         with self._breaking_on_disk_errors(), self._disk_errors():
             if not self.db.conn.in_transaction:
                 self.db.execute("BEGIN IMMEDIATE")
-            self.db.execute("SAVEPOINT unit")
-            try:
+            if not savepoint:
                 yield
-            except BaseException:
-                with contextlib.suppress(sqlite3.Error):
-                    self.db.execute("ROLLBACK TO unit")
-                    self.db.execute("RELEASE unit")
-                raise
-            self.db.execute("RELEASE unit")
+            else:
+                self.db.execute("SAVEPOINT unit")
+                try:
+                    yield
+                except BaseException:
+                    with contextlib.suppress(sqlite3.Error):
+                        self.db.execute("ROLLBACK TO unit")
+                        self.db.execute("RELEASE unit")
+                    raise
+                self.db.execute("RELEASE unit")
         self._commit_later()
 
     @contextlib.contextmanager
@@ -571,8 +576,9 @@ class StateStore:
     # -- transitions ---------------------------------------------------------------------------
 
     def _transition(self, key: str, new: JobStatus, **kw: Any) -> JobRow:
-        """``_update`` in a transaction of its own."""
-        with self._tx():
+        """``_update`` in a transaction of its own (in a group: one statement, which SQLite
+        applies whole or not at all, so it needs no savepoint of its own)."""
+        with self._tx(one_statement=True):
             return self._update(key, new, **kw)
 
     def _update(

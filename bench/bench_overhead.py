@@ -34,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -206,12 +207,26 @@ def _measure(scale: float, folder: Path, **args: Any) -> dict[str, Any]:
     proc, base_url, api_key = start_emulator(*flags)
     try:
         with tempfile.TemporaryDirectory(dir=folder) as tmp:
-            return _spawn(
+            out = _spawn(
                 {"folder": tmp, "scale": scale, "base_url": base_url, "api_key": api_key} | args
             )
+        if not args.get("stop_when_submitted"):
+            out["requests_per_job"] = _requests_per_job(base_url, args["jobs"])
+        return out
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def _requests_per_job(base_url: str, jobs: int) -> dict[str, float]:
+    """What the service answered, per job, by endpoint (from the emulator's ledger)."""
+    with urllib.request.urlopen(f"{base_url}/_emulator/ledger", timeout=60) as answer:
+        ledger = json.load(answer)
+    counts: dict[str, int] = {}
+    for row in ledger["requests"]:
+        label = f"{row['method']} {row['endpoint']}"
+        counts[label] = counts.get(label, 0) + row["count"]
+    return {label: round(n / jobs, 2) for label, n in sorted(counts.items())}
 
 
 def run(quick: bool = False) -> dict[str, Any]:
