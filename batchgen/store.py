@@ -3,7 +3,8 @@
 The ``jobs`` table is the job state machine (``models.JobStatus`` and ``models.TRANSITIONS``).
 Every status change is one conditional ``UPDATE ... WHERE status IN (<allowed from>)`` in its own
 transaction, so the store refuses an illegal transition and a crash leaves either the old row or
-the new one, never half of each.
+the new one, never half of each. During a run (``grouped``) the changes of many jobs share one
+transaction and one fsync (group commit); each change stays whole or absent.
 
 Durability rules the runner relies on (issue "never a second charge"):
 
@@ -11,6 +12,9 @@ Durability rules the runner relies on (issue "never a second charge"):
   request is sent; a rerun resends that same body with that same key, so the service replays
   the original task instead of creating a second one.
 * ``record_task`` commits the task id the moment the create answer arrives.
+
+In a group, "commits" means: written at once, and on disk before the runner goes on (it awaits
+``durable()``, whose commit the workers asking at the same moment share).
 
 The database uses WAL with ``synchronous=FULL``: a commit survives a SIGKILL and a power cut.
 The API key is never written here. Rows are plain columns so ``sqlite3 state/demo.db`` and
