@@ -185,6 +185,8 @@ class RivyaClient:
     ) -> None:
         check_api_key(api_key)
         self._base = check_base_url(base_url, api_key)
+        self._origin = self._base.origin()  # asked for every request: computed once
+        self._api_prefix = f"{self._base.path.rstrip('/')}{API}/"
         self._api_key = api_key
         self._limiter = limiter
         self._retry = retry or RetryPolicy()
@@ -379,22 +381,20 @@ class RivyaClient:
             )
         self._refuse_echoed_key(url, f"the URL of {endpoint}")
         parsed = parsed.with_user(None)  # userinfo would go as Basic auth: never sent
-        ours = parsed.origin() == self._base.origin()
+        ours = parsed.origin() == self._origin
         # The per-key rate limit covers the API's endpoints (under /api/v1): a result or file
         # URL that the API host serves beside them spends no token of the request budget.
-        api_prefix = f"{self._base.path.rstrip('/')}{API}/"
-        budgeted = ours and parsed.path.startswith(api_prefix)
+        budgeted = ours and parsed.path.startswith(self._api_prefix)
         # Never the key: a result or file URL is a bearer link of its own, on any host.
         return _Call(method, parsed, endpoint, auth=False, budgeted=budgeted)
 
     def _keyed(self, call: _Call) -> bool:
         """Whether ``call`` carries the key: only to the base URL's origin, under /api/v1/."""
-        api_prefix = f"{self._base.path.rstrip('/')}{API}/"
         return (
             call.auth
             and self._api_key is not None
-            and call.url.origin() == self._base.origin()
-            and call.url.path.startswith(api_prefix)
+            and call.url.origin() == self._origin
+            and call.url.path.startswith(self._api_prefix)
         )
 
     def _headers(self, call: _Call, extra: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -683,7 +683,7 @@ class RivyaClient:
         refusal from a foreign host (never AuthError & co), else the API's own (``_error``)."""
         where = self._say(safe_url(str(call.url)))
         refused = 400 <= status < 500 and status != 429
-        foreign = call.url.origin() != self._base.origin()
+        foreign = call.url.origin() != self._origin
         if call.is_download and 300 <= status < 400 and "Location" in headers:
             return _Redirected(headers["Location"])
         if call.endpoint == RESULT and result_gone(status):

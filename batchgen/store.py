@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import functools
 import json
 import os
 import sqlite3
@@ -601,14 +602,8 @@ class StateStore:
         allowed_from = _ALLOWED_FROM[new]
         values = {k: _encode(v) for k, v in fields.items()}
         values.update(status=new.value, updated_at=_now())
-        sets = [f"{k} = COALESCE({k}, ?)" if k in first_only else f"{k} = ?" for k in values]
-        sets += ["polls = polls + 1"] if count_poll else []
-        marks = ", ".join("?" * len(allowed_from))
-        sql = (
-            f"UPDATE jobs SET {', '.join(sets)} WHERE job_key = ? AND status IN ({marks}) "
-            "RETURNING *"
-        )
-        cursor = self.db.execute(sql, [*values.values(), key, *allowed_from])
+        sql = _update_sql(tuple(values), tuple(first_only), count_poll, len(allowed_from))
+        cursor = self.db.conn.execute(sql, [*values.values(), key, *allowed_from])
         found = cursor.fetchone()
         if found is None:
             current = self.db.execute("SELECT status FROM jobs WHERE job_key = ?", [key]).fetchone()
@@ -979,6 +974,20 @@ _DISK_ERRORS = [["SQLITE", code] for code in ("FULL", "READONLY", "IOERR", "BUSY
 _ALLOWED_FROM: dict[JobStatus, list[str]] = {
     new: [old.value for old, nexts in TRANSITIONS.items() if new in nexts] for new in JobStatus
 }
+
+
+@functools.lru_cache(maxsize=256)
+def _update_sql(
+    columns: tuple[str, ...], first_only: tuple[str, ...], count_poll: bool, n: int
+) -> str:
+    """The conditional UPDATE of ``_update`` for these columns (a handful of shapes, each
+    built once)."""
+    sets = [f"{k} = COALESCE({k}, ?)" if k in first_only else f"{k} = ?" for k in columns]
+    sets += ["polls = polls + 1"] if count_poll else []
+    marks = ", ".join("?" * n)
+    return (
+        f"UPDATE jobs SET {', '.join(sets)} WHERE job_key = ? AND status IN ({marks}) RETURNING *"
+    )
 
 
 def _remote_status(task: RemoteTask) -> str:
