@@ -334,27 +334,29 @@ class Runner:
     # -- one job -------------------------------------------------------------------------------
 
     async def _process(self, row: JobRow) -> None:
-        spec = self.specs[row.job_key]
+        key = row.job_key
+        spec = self.specs[key]
         current: JobRow | None = row
+        del row  # the queue's row: each step's own is enough (one row per job in flight)
         try:
             while current is not None and current.status in self.steps:
                 current = await self.steps[current.status](current, spec)
         except InsufficientCreditsError as exc:
-            self._credits_out(self.store.job(row.job_key), spec, exc.message)
+            self._credits_out(self.store.job(key), spec, exc.message)
         except IdempotencyConflictError as exc:
-            self._key_conflict(self.store.job(row.job_key), spec, exc)
+            self._key_conflict(self.store.job(key), spec, exc)
         except JobApiError as exc:
-            await self._refused(row.job_key, spec, exc)
+            await self._refused(key, spec, exc)
         except RunWideApiError:
             raise
         except (RetryExhaustedError, TransportError) as exc:
             self._unfinished(spec, exc)
         except LocalJobError as exc:
-            self._fail(row.job_key, spec, exc.code, exc.message, None)
+            self._fail(key, spec, exc.code, exc.message, None)
         except OutputWriteError as exc:
-            self._unwritable(self.store.job(row.job_key), spec, exc)
+            self._unwritable(self.store.job(key), spec, exc)
         finally:
-            self._following.pop(row.job_key, None)
+            self._following.pop(key, None)
 
     # -- the steps -----------------------------------------------------------------------------
 
