@@ -52,6 +52,7 @@ deadline gives up (``RetryExhaustedError``: the job is left resumable).
 from __future__ import annotations
 
 import logging
+import random
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -83,7 +84,7 @@ from batchgen.files import (
     DOWNLOAD_DEADLINE_S,
     MAX_RESULT_BYTES,
     Bounds,
-    stream_to_file,
+    stream_and_hash,
 )
 from batchgen.limits import RequestLimiter
 from batchgen.models import MODEL_ID, RemoteTask, UploadedFile
@@ -187,6 +188,8 @@ class RivyaClient:
     ) -> None:
         check_api_key(api_key)
         self._base = check_base_url(base_url, api_key)
+        self._origin = self._base.origin()  # asked for every request: computed once
+        self._api_prefix = f"{self._base.path.rstrip('/')}{API}/"
         self._api_key = api_key
         self._limiter = limiter
         self._retry = retry or RetryPolicy()
@@ -199,6 +202,8 @@ class RivyaClient:
         self._download_idle_s = download_idle_s if download_idle_s is not None else timeout_s
         self._session: aiohttp.ClientSession | None = None
         self._events = events
+        self._rng = random.Random()  # the retry jitter of every call
+        self._key_bytes = api_key.encode() if api_key else None
         self.stats = ClientStats()  # counts this client's request events (see _emit)
 
     def __repr__(self) -> str:
@@ -332,11 +337,16 @@ class RivyaClient:
         ``ResultRefusedError``; a body cut short, a stall or the deadline a (retried)
         ``TransportError``. Nothing is left on disk but a whole, accepted file.
         """
+        return (await self.download_hashed(url, dest))[0]
+
+    async def download_hashed(self, url: str, dest: Path) -> tuple[int, str]:
+        """``download``, also returning the hex sha256 of the file, computed while it streamed
+        (no second read of the file)."""
         call = self._foreign_or_api_call("GET", url, endpoint=RESULT)
         dest = Path(dest)
         label = f"the result {self._say(safe_url(url))}"
         bounds = Bounds(max_bytes=self._max_result_bytes, video_only=True, label=label)
-        return await self._get(call, lambda resp: stream_to_file(resp, dest, bounds))
+        return await self._get(call, lambda resp: stream_and_hash(resp, dest, bounds))
 
     async def fetch_reference(self, url: str) -> bytes:
         """GET an http(s) reference image, never with the key, at most ``max_reference_bytes``
@@ -374,22 +384,20 @@ class RivyaClient:
             )
         self._refuse_echoed_key(url, f"the URL of {endpoint}")
         parsed = parsed.with_user(None)  # userinfo would go as Basic auth: never sent
-        ours = parsed.origin() == self._base.origin()
+        ours = parsed.origin() == self._origin
         # The per-key rate limit covers the API's endpoints (under /api/v1): a result or file
         # URL that the API host serves beside them spends no token of the request budget.
-        api_prefix = f"{self._base.path.rstrip('/')}{API}/"
-        budgeted = ours and parsed.path.startswith(api_prefix)
+        budgeted = ours and parsed.path.startswith(self._api_prefix)
         # Never the key: a result or file URL is a bearer link of its own, on any host.
         return _Call(method, parsed, endpoint, auth=False, budgeted=budgeted)
 
     def _keyed(self, call: _Call) -> bool:
         """Whether ``call`` carries the key: only to the base URL's origin, under /api/v1/."""
-        api_prefix = f"{self._base.path.rstrip('/')}{API}/"
         return (
             call.auth
             and self._api_key is not None
-            and call.url.origin() == self._base.origin()
-            and call.url.path.startswith(api_prefix)
+            and call.url.origin() == self._origin
+            and call.url.path.startswith(self._api_prefix)
         )
 
     def _headers(self, call: _Call, extra: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -471,7 +479,11 @@ class RivyaClient:
             return await once()
 
         return await call_with_retry(
-            after_pending, self._retry, on_retry=on_retry, waited_elsewhere=waited_elsewhere
+            after_pending,
+            self._retry,
+            on_retry=on_retry,
+            waited_elsewhere=waited_elsewhere,
+            rng=self._rng,  # one per client: a Random per call costs a seeding and 2.5 KB
         )
 
     async def _json_call(
@@ -642,12 +654,13 @@ class RivyaClient:
         return await self._limiter.acquire()
 
     def _parse_json(self, call: _Call, body: bytes) -> Any:
+        if self._key_bytes and self._key_bytes in body:
+            # A server that echoes the key must not put it in anything we keep or show: it is
+            # replaced before the body is parsed (once: a body without it is parsed as is).
+            body = body.replace(self._key_bytes, REDACTED.encode())
         payload = json_or_none(body)
         if payload is None:
             raise TransportError(f"{call.endpoint} answered 2xx with a body that is not JSON")
-        if self._api_key and isinstance(payload, dict | list):
-            # A server that echoes the key must not put it in anything we keep or show.
-            payload = json_or_none(body.replace(self._api_key.encode(), REDACTED.encode()))
         return payload
 
     def _error(
@@ -679,7 +692,7 @@ class RivyaClient:
         refusal from a foreign host (never AuthError & co), else the API's own (``_error``)."""
         where = self._say(safe_url(str(call.url)))
         refused = 400 <= status < 500 and status != 429
-        foreign = call.url.origin() != self._base.origin()
+        foreign = call.url.origin() != self._origin
         if call.is_download and 300 <= status < 400 and "Location" in headers:
             return _Redirected(headers["Location"])
         if call.endpoint == RESULT and result_gone(status):

@@ -24,8 +24,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import anyio
-
 from batchgen.client import RivyaClient
 from batchgen.errors import LocalJobError, OutputWriteError, ResultExpiredError
 from batchgen.events import Downloaded, EventBus
@@ -95,8 +93,7 @@ class Downloader:
         self._make_room(row, dests)
         landed = Landed()
         for dest, url in zip(dests, urls, strict=True):
-            size = await self.client.download(url, dest)
-            digest = await anyio.to_thread.run_sync(file_sha256, dest)
+            size, digest = await self.client.download_hashed(url, dest)  # hashed as it streams
             landed.add(str(dest), size, digest)
             self.bus.emit(Downloaded(job_id=spec.id, path=str(dest), size_bytes=size))
         return landed
@@ -107,8 +104,8 @@ class Downloader:
         """Move the files of other versions of ``row``'s job that sit at ``dests`` to their
         own versioned names (and record that), so writing ``dests`` overwrites no paid video."""
         wanted = {str(d) for d in dests}
-        for other in self.store.versions_of(row.job_id):
-            if other.job_key != row.job_key and wanted & set(other.outputs):
+        for other in self.store.versions_with_outputs(row.job_id, besides=row.job_key):
+            if wanted & set(other.outputs):
                 self._move(other, self.version_paths(other, len(other.outputs)))
 
     def _move(self, row: JobRow, targets: Sequence[Path]) -> None:

@@ -94,8 +94,16 @@ async def stream_to_file(
     ``bounds``) removes the temp file and leaves ``dest`` as it was. Local file errors become a
     (non-retryable) ``OutputWriteError``; network errors while reading stay aiohttp's (a body
     shorter than its Content-Length is one: ``ClientPayloadError``), for the caller to turn
-    into ``TransportError``.
+    into ``TransportError``. Returns the bytes written.
     """
+    return (await stream_and_hash(resp, dest, bounds))[0]
+
+
+async def stream_and_hash(
+    resp: aiohttp.ClientResponse, dest: Path, bounds: Bounds | None = None
+) -> tuple[int, str]:
+    """``stream_to_file``, also returning the hex sha256 of the bytes written, computed as
+    they stream (the file is not read back)."""
     bounds = bounds or Bounds()
     bounds.check_declared(resp)
     with _local_file_errors(dest):
@@ -105,21 +113,19 @@ async def stream_to_file(
         fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
     tmp = Path(tmp_name)
     try:
-        written = await _write_all(resp, fd, dest, bounds)
-        with _local_file_errors(dest):
-            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it 0600; a video is a normal file
-            os.replace(tmp, dest)
+        return await _write_all(resp, fd, tmp, dest, bounds)
     except BaseException:
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
-    await anyio.to_thread.run_sync(_fsync_dir, dest.parent)
-    return written
 
 
-async def _write_all(resp: aiohttp.ClientResponse, fd: int, dest: Path, bounds: Bounds) -> int:
+async def _write_all(
+    resp: aiohttp.ClientResponse, fd: int, tmp: Path, dest: Path, bounds: Bounds
+) -> tuple[int, str]:
     written = 0
     head = b""
+    digest = hashlib.sha256()
     with os.fdopen(fd, "wb") as out:
         async for chunk in resp.content.iter_chunked(CHUNK_BYTES):
             bounds.check_size(written + len(chunk))  # before a byte past the cap is written
@@ -129,6 +135,7 @@ async def _write_all(resp: aiohttp.ClientResponse, fd: int, dest: Path, bounds: 
                     bounds.check_head(head)
             with _local_file_errors(dest):
                 out.write(chunk)
+            digest.update(chunk)
             written += len(chunk)
         if len(head) < VIDEO_HEAD_BYTES:
             bounds.check_head(head)  # a body too short to be a video
@@ -141,8 +148,19 @@ async def _write_all(resp: aiohttp.ClientResponse, fd: int, dest: Path, bounds: 
             )
         with _local_file_errors(dest):
             out.flush()
-            await anyio.to_thread.run_sync(os.fsync, out.fileno())
-    return written
+            # one trip to a worker thread for all of the disk waits: the file's fsync, the
+            # rename, and the folder's fsync that makes the rename durable
+            await anyio.to_thread.run_sync(_make_durable, out.fileno(), tmp, dest)
+    return written, digest.hexdigest()
+
+
+def _make_durable(fd: int, tmp: Path, dest: Path) -> None:
+    """fsync the whole temp file, give it a normal file's mode, rename it to ``dest`` and make
+    the rename durable. An OSError before the rename leaves ``dest`` as it was."""
+    os.fsync(fd)
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it 0600; a video is a normal file
+    os.replace(tmp, dest)
+    _fsync_dir(dest.parent)
 
 
 @contextlib.contextmanager

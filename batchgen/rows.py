@@ -5,6 +5,7 @@ Pure: built from a row dict (``JobRow.from_db``), no database access here.
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -17,9 +18,10 @@ _SETTLED = frozenset(
 )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class JobRow:
-    """One version of one job as stored."""
+    """One version of one job as stored. (Slotted: a run holds one or two per job in flight,
+    and a row read back after every change is a large share of the hot path.)"""
 
     job_key: str
     job_id: str
@@ -66,6 +68,8 @@ class JobRow:
 
     @classmethod
     def from_db(cls, r: dict[str, Any]) -> JobRow:
+        get = r.get
+        sizes, digests = get("output_sizes"), get("output_sha256")
         return cls(
             job_key=r["job_key"],
             job_id=r["job_id"],
@@ -73,13 +77,13 @@ class JobRow:
             status=JobStatus(r["status"]),
             attempt=r["attempt"],
             idempotency_key=r["idempotency_key"],
-            request_body=json.loads(r["request_body"]) if r["request_body"] else None,
+            request_body=_json_object(r["request_body"]),
             task_id=r["task_id"],
             remote_status=r["remote_status"],
             reserved_credits=r["reserved_credits"],
             final_credits=r["final_credits"],
-            result_urls=tuple(json.loads(r["result_urls"] or "[]")),
-            outputs=tuple(json.loads(r["outputs"] or "[]")),
+            result_urls=_json_tuple(r["result_urls"]),
+            outputs=_json_tuple(r["outputs"]),
             error_code=r["error_code"],
             error_message=r["error_message"],
             request_id=r["request_id"],
@@ -89,18 +93,31 @@ class JobRow:
             finished_at=r["finished_at"],
             created_at=r["created_at"],
             updated_at=r["updated_at"],
-            task_created_at=r.get("task_created_at"),
-            task_recorded_at=r.get("task_recorded_at"),
-            task_started_at=r.get("task_started_at"),
-            task_finished_at=r.get("task_finished_at"),
-            output_sizes=tuple(json.loads(r["output_sizes"])) if r.get("output_sizes") else None,
-            output_sha256=(
-                tuple(json.loads(r["output_sha256"])) if r.get("output_sha256") else None
-            ),
-            prompt=r.get("prompt"),
-            params=json.loads(r["params"]) if r.get("params") else None,
-            reference_files=tuple(json.loads(r.get("reference_files") or "[]")),
+            task_created_at=get("task_created_at"),
+            task_recorded_at=get("task_recorded_at"),
+            task_started_at=get("task_started_at"),
+            task_finished_at=get("task_finished_at"),
+            output_sizes=_json_tuple(sizes) if sizes else None,
+            output_sha256=_json_tuple(digests) if digests else None,
+            prompt=get("prompt"),
+            params=_json_object(get("params")),
+            reference_files=_json_tuple(get("reference_files")),
         )
+
+
+def _json_tuple(text: str | None) -> tuple[Any, ...]:
+    """A stored JSON list as a tuple; most are empty, and those are not parsed."""
+    if not text or text == "[]":
+        return ()
+    return tuple(json.loads(text))
+
+
+@functools.lru_cache(maxsize=2048)
+def _json_object(text: str | None) -> Any:
+    """A stored JSON object (a request body, params), parsed once while recent: a job's row is
+    read back after each of its changes, with the same body each time. The rows that share
+    it only read it."""
+    return json.loads(text) if text else None
 
 
 @dataclass(frozen=True)

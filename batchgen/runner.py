@@ -18,7 +18,10 @@ run's ``EventBus``; how the run ended is its ``RunOutcome``.
 Crash safety comes from the order of writes (see ``store``): the idempotency key and exact body
 are durable before the create request; the task id is durable the moment it returns; a
 composite change (a new attempt) is one transaction. Cancellation (a signal) only lands at
-``await`` points, and every store write is a synchronous call between them.
+``await`` points, and every store write is a synchronous call between them. The store
+commits the workers' writes in groups (``StateStore.grouped``); where a write must be on disk
+before the job goes on (the key before its create, the task id after it), the step awaits
+``store.durable()``, which shares one commit among the workers asking at once.
 """
 
 from __future__ import annotations
@@ -391,27 +394,29 @@ class Runner:
     # -- one job -------------------------------------------------------------------------------
 
     async def _process(self, row: JobRow) -> None:
-        spec = self.specs[row.job_key]
+        key = row.job_key
+        spec = self.specs[key]
         current: JobRow | None = row
+        del row  # the queue's row: each step's own is enough (one row per job in flight)
         try:
             while current is not None and current.status in self.steps:
                 current = await self.steps[current.status](current, spec)
         except InsufficientCreditsError as exc:
-            self._credits_out(self.store.job(row.job_key), spec, exc.message)
+            self._credits_out(self.store.job(key), spec, exc.message)
         except IdempotencyConflictError as exc:
-            self._key_conflict(self.store.job(row.job_key), spec, exc)
+            self._key_conflict(self.store.job(key), spec, exc)
         except JobApiError as exc:
-            await self._refused(row.job_key, spec, exc)
+            await self._refused(key, spec, exc)
         except RunWideApiError:
             raise
         except (RetryExhaustedError, TransportError) as exc:
             self._unfinished(spec, exc)
         except LocalJobError as exc:
-            self._fail(row.job_key, spec, exc.code, exc.message, None)
+            self._fail(key, spec, exc.code, exc.message, None)
         except OutputWriteError as exc:
-            self._unwritable(self.store.job(row.job_key), spec, exc)
+            self._unwritable(self.store.job(key), spec, exc)
         finally:
-            self._following.pop(row.job_key, None)
+            self._following.pop(key, None)
 
     # -- the steps -----------------------------------------------------------------------------
 
@@ -428,6 +433,7 @@ class Runner:
             return None
         row = self._changed(row, self.store.begin_submit(row.job_key, body))  # no await since
         self._begun += 1  # the gates said yes: a budget or a limit is exact to one job
+        await self.store.durable()  # the key and body are on disk before the request leaves
         return await self._send(row, spec, resend=False)
 
     async def _resend(self, row: JobRow, spec: JobSpec) -> JobRow | None:
@@ -477,13 +483,14 @@ class Runner:
         task = await self.client.create_generation(
             row.request_body, idempotency_key=row.idempotency_key
         )
-        new = self._changed(row, self.store.record_task(row.job_key, task))  # durable at once
+        new = self._changed(row, self.store.record_task(row.job_key, task))  # written at once
         self._largest_reservation = max(self._largest_reservation, task.reserved_credits or 0)
         if task.replayed:
             self.outcome.replayed += 1
         else:
             self.outcome.submitted += 1
         self.bus.emit(Submitted(job_id=row.job_id, task_id=task.id, replayed=task.replayed))
+        await self.store.durable()  # ... and on disk (with the neighbours' changes) before on
         return new
 
     async def _follow(self, row: JobRow, spec: JobSpec) -> JobRow | None:
@@ -835,8 +842,12 @@ async def run_batch(
     bus: EventBus | None = None,
     signals: SignalCatcher | None = None,
 ) -> RunOutcome:
-    """Run (or resume) the batch; returns how the run ended. Job results are in ``store``."""
-    return await Runner(manifest, store, client, config, bus, signals).run()
+    """Run (or resume) the batch; returns how the run ended. Job results are in ``store``.
+
+    The store commits in groups meanwhile (``StateStore.grouped``): the workers' changes share
+    fsyncs, and the steps await ``store.durable()`` where a write must be on disk first."""
+    with store.grouped():
+        return await Runner(manifest, store, client, config, bus, signals).run()
 
 
 def _from_another_local_server(url: str, base_url: str) -> bool:

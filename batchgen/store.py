@@ -3,7 +3,8 @@
 The ``jobs`` table is the job state machine (``models.JobStatus`` and ``models.TRANSITIONS``).
 Every status change is one conditional ``UPDATE ... WHERE status IN (<allowed from>)`` in its own
 transaction, so the store refuses an illegal transition and a crash leaves either the old row or
-the new one, never half of each.
+the new one, never half of each. During a run (``grouped``) the changes of many jobs share one
+transaction and one fsync (group commit); each change stays whole or absent.
 
 Durability rules the runner relies on (issue "never a second charge"):
 
@@ -12,6 +13,9 @@ Durability rules the runner relies on (issue "never a second charge"):
   the original task instead of creating a second one.
 * ``record_task`` commits the task id the moment the create answer arrives.
 
+In a group, "commits" means: written at once, and on disk before the runner goes on (it awaits
+``durable()``, whose commit the workers asking at the same moment share).
+
 The database uses WAL with ``synchronous=FULL``: a commit survives a SIGKILL and a power cut.
 The API key is never written here. Rows are plain columns so ``sqlite3 state/demo.db`` and
 ``sqlite-utils rows state/demo.db jobs`` read them directly.
@@ -19,8 +23,10 @@ The API key is never written here. Rows are plain columns so ``sqlite3 state/dem
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import fcntl
+import functools
 import json
 import os
 import sqlite3
@@ -30,6 +36,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import anyio
 import sqlite_utils
 
 from batchgen.errors import StateError
@@ -57,6 +64,7 @@ __all__ = [
 ]
 
 SCHEMA_VERSION = 3
+GROUP_DELAY_S = 0.1  # in a group (``grouped``), a change nobody awaits is committed this soon
 TASK_TIME_COLUMNS = ("task_created_at", "task_recorded_at", "task_started_at", "task_finished_at")
 
 
@@ -102,6 +110,8 @@ class StateStore:
         self.path = path
         self.batch = batch
         self._lock = lock
+        self._group: _Group | None = None  # group commit (``grouped``), while a run is on
+        self._broken: StateError | None = None  # a group commit the disk refused
 
     # -- opening -------------------------------------------------------------------------------
 
@@ -167,6 +177,8 @@ class StateStore:
         return store
 
     def close(self) -> None:
+        if self._group is not None:
+            self._end_group(raise_broken=False)
         self.db.conn.close()
         if self._lock is not None:
             self._lock.close()
@@ -292,29 +304,177 @@ class StateStore:
             )
 
     @contextlib.contextmanager
-    def _tx(self) -> Iterator[None]:
-        """One transaction. A write the disk refuses (full, read-only, I/O error) rolls back
-        and becomes a ``StateError`` that says so: the state stays as it was before it."""
-        try:
-            self.db.execute("BEGIN IMMEDIATE")
-            try:
+    def _tx(self, *, one_statement: bool = False) -> Iterator[None]:
+        """One transaction (one unit of change: all of it or none of it). A write the disk
+        refuses (full, read-only, I/O error) rolls back and becomes a ``StateError`` that says
+        so: the state stays as it was before it.
+
+        Inside ``grouped()`` the unit is a savepoint of the group's open transaction instead,
+        committed together with its neighbours (see ``grouped``): still all of it or none.
+        ``one_statement``: the unit writes with a single statement (atomic by itself)."""
+        if self._group is not None:
+            with self._unit(savepoint=not one_statement):
                 yield
-            except BaseException:
-                with contextlib.suppress(sqlite3.Error):
-                    self.db.execute("ROLLBACK")
-                raise
-            self.db.execute("COMMIT")
-        except sqlite3.OperationalError as exc:
-            if getattr(exc, "sqlite_errorname", "").split("_")[:2] not in _DISK_ERRORS:
-                raise  # not the disk's doing: a bug to see as such
+            return
+        try:
+            with self._disk_errors():
+                self.db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield
+                except BaseException:
+                    with contextlib.suppress(sqlite3.Error):
+                        self.db.execute("ROLLBACK")
+                    raise
+                self.db.execute("COMMIT")
+        except StateError:
             if self.db.conn.in_transaction:
                 with contextlib.suppress(sqlite3.Error):
                     self.db.execute("ROLLBACK")
+            raise
+
+    @contextlib.contextmanager
+    def _disk_errors(self) -> Iterator[None]:
+        """An ``sqlite3.OperationalError`` that is the disk's doing becomes a ``StateError``."""
+        try:
+            yield
+        except sqlite3.OperationalError as exc:
+            if getattr(exc, "sqlite_errorname", "").split("_")[:2] not in _DISK_ERRORS:
+                raise  # not the disk's doing: a bug to see as such
             raise StateError(
                 f"cannot write the state database {self.path}: {exc}",
                 hint="Free space on its disk (or make it writable), then run the same command "
                 "again: the state holds everything up to its last complete write.",
             ) from exc
+
+    # -- group commit --------------------------------------------------------------------------
+    #
+    # A run changes many jobs at once (200 workers), and each change used to be a transaction
+    # of its own, fsynced on the event loop's thread: about five per job, so creates queued
+    # behind fsyncs. Inside ``grouped()`` every unit of change is a savepoint of one open
+    # transaction, and that transaction is committed (one fsync) for all of them together:
+    #
+    # * ``await durable()`` commits on the loop's next turn and returns once the commit is on
+    #   disk; every worker that asks in the same turn shares that one commit. The runner awaits
+    #   it where the rules of ``store``'s docstring demand durability: after ``begin_submit``
+    #   (the key and body are on disk before the create request leaves) and after
+    #   ``record_task`` (the task id, written the moment the answer arrived, is on disk before
+    #   the job goes on). The wait is shielded: a cancelled worker still sees its commit land.
+    # * any other change (a poll, a finished task's URLs, a job's outputs, an event row) rides
+    #   along with the next commit, at most ``GROUP_DELAY_S`` later. A SIGKILL or power cut in
+    #   that window loses only such changes, each of which a rerun redoes without paying: the
+    #   job polls again, or downloads its paid result again. Never a key or a task id.
+    # * ``synchronous=FULL`` stays: every commit is durable when it returns.
+    #
+    # A commit the disk refuses rolls the whole group back and breaks the store: every later
+    # write and every ``durable()`` raises that ``StateError``, so the run stops with the state
+    # as of its last complete commit (the rule of ``_tx``, for a group).
+
+    @contextlib.contextmanager
+    def grouped(self, delay_s: float = GROUP_DELAY_S) -> Iterator[None]:
+        """Group commit while inside (on the running event loop's thread): see above. On the
+        way out everything written is committed."""
+        if self._group is not None:
+            yield
+            return
+        self._group = _Group(delay_s)
+        try:
+            yield
+        except BaseException:
+            self._end_group(raise_broken=False)  # the complete units are kept, even now
+            raise
+        self._end_group(raise_broken=True)
+
+    async def durable(self) -> None:
+        """Return once every change written so far is committed (at once outside a group)."""
+        if self._broken is not None:
+            raise self._broken
+        group = self._group
+        if group is None or not self.db.conn.in_transaction:
+            return
+        loop = asyncio.get_running_loop()
+        if group.future is None:
+            group.future = loop.create_future()
+        if group.soon is None:
+            group.soon = loop.call_soon(self._commit_group)
+        with anyio.CancelScope(shield=True):
+            await asyncio.shield(group.future)
+
+    @contextlib.contextmanager
+    def _unit(self, *, savepoint: bool = True) -> Iterator[None]:
+        """One unit of change inside the group: a savepoint of its open transaction (none for
+        a unit of one statement: SQLite undoes a failed statement whole by itself)."""
+        if self._broken is not None:
+            raise self._broken
+        with self._breaking_on_disk_errors(), self._disk_errors():
+            if not self.db.conn.in_transaction:
+                self.db.execute("BEGIN IMMEDIATE")
+            if not savepoint:
+                yield
+            else:
+                self.db.execute("SAVEPOINT unit")
+                try:
+                    yield
+                except BaseException:
+                    with contextlib.suppress(sqlite3.Error):
+                        self.db.execute("ROLLBACK TO unit")
+                        self.db.execute("RELEASE unit")
+                    raise
+                self.db.execute("RELEASE unit")
+        self._commit_later()
+
+    @contextlib.contextmanager
+    def _breaking_on_disk_errors(self) -> Iterator[None]:
+        """A unit the disk refused may have taken the group's transaction with it: roll the
+        group back and break the store (its other units are no longer certain)."""
+        try:
+            yield
+        except StateError as exc:
+            if isinstance(exc.__cause__, sqlite3.OperationalError):
+                with contextlib.suppress(sqlite3.Error):
+                    self.db.execute("ROLLBACK")
+                self._broken = exc
+            raise
+
+    def _commit_later(self) -> None:
+        group = self._group
+        if group is None or group.timer is not None or group.soon is not None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop (a synchronous caller): commit now
+            self._commit_group()
+            return
+        group.timer = loop.call_later(group.delay_s, self._commit_group)
+
+    def _commit_group(self) -> None:
+        """Commit the group's open transaction (one fsync) and wake whoever awaits it. Called
+        by the loop; a refusal breaks the store and is raised to the waiters, not here."""
+        group = self._group
+        if group is None:
+            return
+        future, group.future = group.future, None
+        group.cancel()
+        try:
+            if self.db.conn.in_transaction:
+                with self._disk_errors():
+                    self.db.execute("COMMIT")
+        except StateError as exc:
+            with contextlib.suppress(sqlite3.Error):
+                self.db.execute("ROLLBACK")
+            self._broken = exc
+            if future is not None and not future.done():
+                future.set_exception(exc)
+            return
+        if future is not None and not future.done():
+            future.set_result(None)
+
+    def _end_group(self, *, raise_broken: bool) -> None:
+        self._commit_group()
+        group, self._group = self._group, None
+        if group is not None and group.future is not None and not group.future.done():
+            group.future.set_result(None)
+        if raise_broken and self._broken is not None:
+            raise self._broken
 
     # -- the manifest's jobs -------------------------------------------------------------------
 
@@ -471,8 +631,9 @@ class StateStore:
     # -- transitions ---------------------------------------------------------------------------
 
     def _transition(self, key: str, new: JobStatus, **kw: Any) -> JobRow:
-        """``_update`` in a transaction of its own."""
-        with self._tx():
+        """``_update`` in a transaction of its own (in a group: one statement, which SQLite
+        applies whole or not at all, so it needs no savepoint of its own)."""
+        with self._tx(one_statement=True):
             return self._update(key, new, **kw)
 
     def _update(
@@ -491,14 +652,8 @@ class StateStore:
         allowed_from = _ALLOWED_FROM[new]
         values = {k: _encode(v) for k, v in fields.items()}
         values.update(status=new.value, updated_at=_now())
-        sets = [f"{k} = COALESCE({k}, ?)" if k in first_only else f"{k} = ?" for k in values]
-        sets += ["polls = polls + 1"] if count_poll else []
-        marks = ", ".join("?" * len(allowed_from))
-        sql = (
-            f"UPDATE jobs SET {', '.join(sets)} WHERE job_key = ? AND status IN ({marks}) "
-            "RETURNING *"
-        )
-        cursor = self.db.execute(sql, [*values.values(), key, *allowed_from])
+        sql = _update_sql(tuple(values), tuple(first_only), count_poll, len(allowed_from))
+        cursor = self.db.conn.execute(sql, [*values.values(), key, *allowed_from])
         found = cursor.fetchone()
         if found is None:
             current = self.db.execute("SELECT status FROM jobs WHERE job_key = ?", [key]).fetchone()
@@ -606,6 +761,15 @@ class StateStore:
         """Every stored version of one job id, oldest first."""
         sql = "SELECT * FROM jobs WHERE job_id = ? ORDER BY rowid"
         return [JobRow.from_db(r) for r in self.db.query(sql, [job_id])]
+
+    def versions_with_outputs(self, job_id: str, *, besides: str) -> list[JobRow]:
+        """The other stored versions of ``job_id`` that have files recorded, oldest first
+        (asked before every download: usually none, and then no row is built)."""
+        sql = (
+            "SELECT * FROM jobs WHERE job_id = ? AND job_key != ? AND outputs IS NOT NULL "
+            "AND outputs != '[]' ORDER BY rowid"
+        )
+        return [JobRow.from_db(r) for r in self.db.query(sql, [job_id, besides])]
 
     def download_again(self, key: str, *, why: str) -> JobRow:
         """A succeeded job's file is missing or damaged: back to ``downloading`` (its task is
@@ -837,12 +1001,43 @@ class StateStore:
         )
 
 
+class _Group:
+    """The group commit's bookkeeping: the commit scheduled for the loop's next turn (and the
+    future its waiters share), or the later one for changes nobody awaits."""
+
+    def __init__(self, delay_s: float) -> None:
+        self.delay_s = delay_s
+        self.future: asyncio.Future[None] | None = None
+        self.soon: asyncio.Handle | None = None
+        self.timer: asyncio.TimerHandle | None = None
+
+    def cancel(self) -> None:
+        for handle in (self.soon, self.timer):
+            if handle is not None:
+                handle.cancel()
+        self.soon = self.timer = None
+
+
 # SQLite's primary result codes that mean "the disk or another process said no", not "bad SQL".
 _DISK_ERRORS = [["SQLITE", code] for code in ("FULL", "READONLY", "IOERR", "BUSY", "CANTOPEN")]
 
 _ALLOWED_FROM: dict[JobStatus, list[str]] = {
     new: [old.value for old, nexts in TRANSITIONS.items() if new in nexts] for new in JobStatus
 }
+
+
+@functools.lru_cache(maxsize=256)
+def _update_sql(
+    columns: tuple[str, ...], first_only: tuple[str, ...], count_poll: bool, n: int
+) -> str:
+    """The conditional UPDATE of ``_update`` for these columns (a handful of shapes, each
+    built once)."""
+    sets = [f"{k} = COALESCE({k}, ?)" if k in first_only else f"{k} = ?" for k in columns]
+    sets += ["polls = polls + 1"] if count_poll else []
+    marks = ", ".join("?" * n)
+    return (
+        f"UPDATE jobs SET {', '.join(sets)} WHERE job_key = ? AND status IN ({marks}) RETURNING *"
+    )
 
 
 def _remote_status(task: RemoteTask) -> str:

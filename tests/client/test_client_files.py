@@ -16,6 +16,7 @@ from batchgen.errors import (
     TransportError,
     ValidationFailedError,
 )
+from batchgen.files import file_sha256
 from batchgen.retry import RetryPolicy
 
 
@@ -42,6 +43,20 @@ async def test_download_replaces_the_file_whole(make_emulator, make_client, tmp_
     data = dest.read_bytes()
     assert size == len(data) > 100 and data[4:8] == b"ftyp"
     assert leftovers(dest.parent) == []
+
+
+@pytest.mark.anyio
+async def test_download_hashed_gives_the_files_sha256_without_reading_it_back(
+    make_emulator, make_client, tmp_path: Path
+):
+    """The sha256 computed while the body streams is the sha256 of the file that landed, with
+    a normal file's mode (not the temp file's 0600)."""
+    dest = tmp_path / "job.mp4"
+    async with make_emulator() as emu, make_client(emu) as c:
+        done = await finished_task(c)
+        size, digest = await c.download_hashed(done.result_urls[0], dest)
+    assert size == dest.stat().st_size and digest == file_sha256(dest)
+    assert dest.stat().st_mode & 0o777 != 0o600 and leftovers(tmp_path) == []
 
 
 @pytest.mark.anyio
