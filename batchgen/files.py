@@ -160,7 +160,7 @@ def _make_durable(fd: int, tmp: Path, dest: Path) -> None:
     os.fsync(fd)
     os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it 0600; a video is a normal file
     os.replace(tmp, dest)
-    _fsync_dir(dest.parent)
+    fsync_dir(dest.parent)
 
 
 @contextlib.contextmanager
@@ -172,8 +172,8 @@ def _local_file_errors(dest: Path) -> Iterator[None]:
         raise OutputWriteError(str(dest), exc.strerror or str(exc)) from exc
 
 
-def _fsync_dir(folder: Path) -> None:
-    """Make the rename durable (POSIX); a no-op where directories cannot be opened."""
+def fsync_dir(folder: Path) -> None:
+    """Make a rename in ``folder`` durable (POSIX); a no-op where folders cannot be opened."""
     try:
         fd = os.open(folder, os.O_RDONLY)
     except OSError:

@@ -40,6 +40,7 @@ import anyio
 import sqlite_utils
 
 from batchgen.errors import StateError
+from batchgen.files import fsync_dir
 from batchgen.models import (
     TRANSITIONS,
     JobSpec,
@@ -126,6 +127,8 @@ class StateStore:
             raise _unusable_folder(path, exc) from exc
         conn = None
         try:
+            if not path.exists():
+                cls._create(path, batch)
             conn = sqlite3.connect(str(path), timeout=10, isolation_level=None)
             db = sqlite_utils.Database(conn)
             db.execute("PRAGMA journal_mode=WAL")
@@ -142,6 +145,27 @@ class StateStore:
                 raise _unusable_database(path, exc) from exc
             raise
         return store
+
+    @classmethod
+    def _create(cls, path: Path, batch: str) -> None:
+        """Make a new state whole beside ``path`` (schema and batch, in a single file), then
+        rename it into place: a run killed while creating its state leaves no empty file at
+        ``path`` (which the next run would rightly refuse as a state that lost its contents),
+        only a leftover beside it, replaced here next time. Called with the run lock held."""
+        draft = path.with_name(f".{path.name}.new")
+        for leftover in (draft, Path(f"{draft}-journal")):
+            leftover.unlink(missing_ok=True)
+        conn = sqlite3.connect(str(draft), timeout=10, isolation_level=None)
+        try:
+            db = sqlite_utils.Database(conn)
+            db.execute("PRAGMA synchronous=FULL")  # a rollback journal: one file when closed
+            draft_store = cls(db, draft, batch, None)
+            draft_store._migrate()
+            draft_store._check_batch()
+        finally:
+            conn.close()
+        os.replace(draft, path)
+        fsync_dir(path.parent)
 
     @classmethod
     def open_readonly(cls, path: Path, batch: str | None = None) -> StateStore:

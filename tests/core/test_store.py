@@ -21,7 +21,7 @@ from batchgen.models import (
     job_key,
     parse_timestamp,
 )
-from batchgen.store import StateStore
+from batchgen.store import SCHEMA_VERSION, StateStore
 
 
 def spec(job_id: str, prompt: str = "a red fox") -> JobSpec:
@@ -306,3 +306,24 @@ def test_the_budget_rule_per_row_sums_to_what_the_store_sums(rows, price) -> Non
             )
         expected = sum(r.held_credits(price) for r in store.jobs())
         assert store.committed_credits(price) == expected
+
+
+def test_a_new_state_is_made_whole_beside_its_path_then_renamed_into_place(tmp_path: Path) -> None:
+    """A run killed while creating its state must not leave an empty file at the state's path
+    (the next run refuses one as a state that lost its contents): the new state is made
+    beside it and renamed in whole, and a draft a killed run left behind is replaced."""
+    path = tmp_path / "state" / "b.db"
+    path.parent.mkdir()
+    draft = path.with_name(".b.db.new")
+    draft.write_bytes(b"")  # what a run killed between connect and schema leaves behind
+    StateStore._create(path, "b")  # the moment before open() connects to it for the run
+    assert not draft.exists()
+    conn = sqlite3.connect(path)
+    try:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        assert conn.execute("SELECT value FROM meta WHERE key='batch'").fetchone() == ("b",)
+    finally:
+        conn.close()
+    assert not Path(f"{path}-wal").exists()  # whole in one file, no journal to replay
+    with StateStore.open(path, "b") as store:
+        assert store.jobs() == [] and store.meta()["batch"] == "b"
