@@ -54,7 +54,7 @@ lint: install
 ## Benchmarks (speed and memory targets live here, never in timed tests): every bench/bench_*.py,
 ## each repeated, beside the peer; writes bench/results.json and bench/results.md (untracked).
 ## `make bench BENCH_ARGS=--record` also rewrites the table in docs/benchmarks.md; BENCH_ARGS=peer
-## runs one module. About 13 minutes in all.
+## runs one module. About 10 minutes in all on a quiet 2-core machine.
 BENCH_ARGS ?=
 bench: install
 	$(PY) -m bench $(BENCH_ARGS)
