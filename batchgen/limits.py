@@ -252,7 +252,9 @@ class ServerWindow:
         return self.limit / self.window_s
 
 
-def learned(window: ServerWindow | None, hint: WindowHint | None) -> ServerWindow | None:
+def learned(
+    window: ServerWindow | None, hint: WindowHint | None, floor_per_s: float = 0.0
+) -> ServerWindow | None:
     """The server's window after one more answer (pure).
 
     ``limit`` is the latest ``X-RateLimit-Limit`` (a server may change it). The window's length
@@ -260,7 +262,10 @@ def learned(window: ServerWindow | None, hint: WindowHint | None) -> ServerWindo
     slot frees up at most one window after it was taken, and Reset is that wait rounded up to
     whole seconds, so this is the true window rounded up (exact for the contract's 1 s window;
     on the safe, slower side otherwise). A Reset over an hour is not a wait (some servers send
-    an epoch time there) and is ignored; with no usable Limit, nothing is learned.
+    an epoch time there) and is ignored; with no usable Limit, nothing is learned. Headers
+    that would make the window slower than ``floor_per_s`` (say a Limit of 1 and a Reset of
+    an hour) are not believed either: the limiter would follow them below its own floor, to
+    a request an hour; the previous window stands, and real refusals are met by 429 handling.
     """
     if hint is None or hint.limit is None or hint.limit < 1:
         return window
@@ -269,7 +274,8 @@ def learned(window: ServerWindow | None, hint: WindowHint | None) -> ServerWindo
         window_s = float(hint.reset_s)
     if window is not None and window.limit == hint.limit and window.window_s == window_s:
         return window
-    return ServerWindow(limit=hint.limit, window_s=window_s)
+    candidate = ServerWindow(limit=hint.limit, window_s=window_s)
+    return window if candidate.rate_per_s < floor_per_s else candidate
 
 
 @dataclass(frozen=True)
@@ -461,7 +467,7 @@ class RequestLimiter:
         """A request got a non-429 answer: learn from its headers, creep back toward the
         configured rate."""
         if hint is not None:
-            self._window = learned(self._window, hint)
+            self._window = learned(self._window, hint, self._aimd.floor_per_s)
         self._state = increased(self._state, self._aimd)
 
     def on_rate_limited(
@@ -476,7 +482,9 @@ class RequestLimiter:
         """
         now = loop_time()
         if hint is not None:  # its Limit, not its Reset: a refusal's may be a penalty's length
-            self._window = learned(self._window, replace(hint, reset_s=None))
+            self._window = learned(
+                self._window, replace(hint, reset_s=None), self._aimd.floor_per_s
+            )
         if sent_at is not None and sent_at < self._last_decrease_at:
             # Stale: sent before the last reaction, so it says nothing about the new rate. In
             # an escalated episode (429s keep coming) it extends the pause, as before.

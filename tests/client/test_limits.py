@@ -194,6 +194,24 @@ def test_the_window_is_learned_from_any_headers_safely(seen: list[WindowHint]) -
     assert learned(None, None) is None
 
 
+@given(st.lists(hints, max_size=50), st.floats(0.01, 100))
+def test_a_window_slower_than_the_floor_is_never_learned(
+    seen: list[WindowHint], floor: float
+) -> None:
+    """A hostile or odd server's headers (Limit 1, Reset an hour) cannot pace the client below
+    its floor: a window that slow is not believed, and the one before it stands."""
+    window: ServerWindow | None = None
+    for hint in seen:
+        before = window
+        window = learned(window, hint, floor)
+        assert window is None or window.rate_per_s >= floor
+        if window is not None and window != before:
+            assert hint.limit is not None and window.limit == hint.limit
+    assert learned(None, WindowHint(limit=1, reset_s=3600), floor) is None
+    window = learned(None, WindowHint(limit=40, reset_s=1))
+    assert learned(window, WindowHint(limit=1, reset_s=3600), 0.5) == window
+
+
 def test_the_contract_window_is_learned_exactly() -> None:
     """The emulator's headers (Limit 40, Reset 0 or 1) give 40 per 1 s; a Reset of 60 says the
     window is (up to) a minute; an epoch-like Reset is not a wait."""
@@ -725,3 +743,18 @@ def test_a_known_window_is_never_overfilled_by_a_burst() -> None:
     span = 1.0 / 0.97
     for i, at in enumerate(grants):
         assert sum(1 for g in grants[: i + 1] if g > at - span + 1e-9) <= 10
+
+
+def test_headers_claiming_one_request_an_hour_do_not_stall_the_run() -> None:
+    """A server whose headers say Limit 1, Reset 3600 (hostile, or a fixed window read
+    wrongly) would have the mirrored window grant one request an hour; the limiter does not
+    believe a window below its floor and keeps pacing at its configured rate."""
+
+    async def main() -> tuple[ServerWindow | None, list[float]]:
+        limiter = RequestLimiter(10)
+        limiter.on_success(WindowHint(limit=1, remaining=0, reset_s=3600))
+        return limiter.window, [await limiter.acquire() for _ in range(11)]
+
+    window, grants = run_in_virtual_time(main())
+    assert window is None
+    assert grants[-1] == pytest.approx(1.0, abs=1e-6)  # ten a second, not one an hour
