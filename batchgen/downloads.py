@@ -142,18 +142,19 @@ class Downloader:
 
     # -- the disk against the record -----------------------------------------------------------
 
-    def check(self, rec: RecordedOutputs, *, verify: bool = False) -> str | None:
-        """Why a succeeded job's files are not as recorded (missing, another size, another
-        hash with ``verify``), or None. A file found whole under the job's other name (a run
-        stopped between moving a file and recording it) is recorded where it is."""
-        why = damaged(rec.outputs, rec.sizes, rec.sha256 if verify else None)
+    def check(self, rec: RecordedOutputs, *, verify: bool = False) -> Checked:
+        """Whether a succeeded job's files are as recorded, and if not why (missing, another
+        size, another hash with ``verify``). A file found whole under the job's other name (a
+        run stopped between moving a file and recording it) is recorded where it is."""
+        digests = rec.sha256 if verify else None
+        why = damaged(rec.outputs, rec.sizes, digests)
         if why is None:
-            return None
+            return Checked(why=None, as_recorded=True)
         found = self._locate(rec)
         if found is None:
-            return why
+            return Checked(why=why, as_recorded=False)
         self.store.relocate_outputs(rec.job_key, found)
-        return damaged(found, rec.sizes, rec.sha256 if verify else None)
+        return Checked(why=damaged(found, rec.sizes, digests), as_recorded=False)
 
     def _locate(self, rec: RecordedOutputs) -> list[str] | None:
         if rec.sizes is None:
@@ -220,6 +221,15 @@ class Landed:
         self.outputs.append(path)
         self.sizes.append(size)
         self.sha256.append(digest)
+
+
+@dataclass(frozen=True)
+class Checked:
+    """What ``Downloader.check`` found: ``why`` the files are not whole (None: they are), and
+    whether they are whole at the paths the record had (no relocation was needed)."""
+
+    why: str | None
+    as_recorded: bool
 
 
 def damaged(

@@ -43,7 +43,7 @@ import anyio.lowlevel
 from batchgen.client import RivyaClient
 from batchgen.config import RunConfig
 from batchgen.contract import BASE_CREDITS
-from batchgen.downloads import Downloader, damaged
+from batchgen.downloads import Checked, Downloader
 from batchgen.errors import (
     IdempotencyConflictError,
     InsufficientCreditsError,
@@ -260,35 +260,34 @@ class Runner:
         reverted gets its version's files back under the job's plain names."""
         verify = self.config.verify
         recorded = self.store.recorded_outputs()
-        lost = [
-            (rec.job_key, why)
-            for rec in recorded
-            if (why := self.downloads.check(rec, verify=verify)) is not None
-        ]
+        checked = [(rec, self.downloads.check(rec, verify=verify)) for rec in recorded]
+        lost = [(rec.job_key, c.why) for rec, c in checked if c.why is not None]
         for key, why in lost:
             row = self.store.job(key)
             self._changed(row, self.store.download_again(key, why=why))
             self._fresh_urls.add(key)
             self.bus.emit(DownloadAgain(job_id=row.job_id, why=why))
-        for row in self._to_arrange(recorded, verify=verify):
+        for row in self._to_arrange(checked, verify=verify):
             try:
                 if self.downloads.arrange(row):
                     log.info("%s: this version's video is back under the job's name", row.job_id)
             except OutputWriteError as exc:  # the files stay where the record says they are
                 log.warning("%s: could not move its video: %s", row.job_id, exc)
 
-    def _to_arrange(self, recorded: list[RecordedOutputs], *, verify: bool) -> Iterator[JobRow]:
+    def _to_arrange(
+        self, checked: list[tuple[RecordedOutputs, Checked]], *, verify: bool
+    ) -> Iterator[JobRow]:
         """The succeeded rows ``Downloader.arrange`` may have to move files for. Without
-        ``verify``, a job whose recorded files are whole at its plain names is not read again
-        (a resumed batch of 100,000 succeeded jobs builds no 100,000 rows); ``check`` may have
-        recorded other paths for a job, so that judgement is made on the files as found."""
+        ``verify``, a job whose files ``check`` found whole as recorded, at its plain names, is
+        not read again (a resumed batch of 100,000 succeeded jobs builds no 100,000 rows);
+        ``check`` may have recorded other paths for a job, and then its row is read."""
         if verify:  # a hash mismatch may have moved a record to files of the right size
             yield from self.store.jobs(statuses=[JobStatus.SUCCEEDED])
             return
-        for rec in recorded:
+        for rec, found in checked:
             count = len(rec.outputs)
             plain = [str(self.downloads.output_path(rec.job_id, i)) for i in range(count)]
-            if plain == list(rec.outputs) and damaged(rec.outputs, rec.sizes, None) is None:
+            if found.as_recorded and plain == list(rec.outputs):
                 continue
             row = self.store.job(rec.job_key)
             if row.status is JobStatus.SUCCEEDED:
