@@ -661,6 +661,13 @@ class RivyaClient:
         payload = json_or_none(body)
         if payload is None:
             raise TransportError(f"{call.endpoint} answered 2xx with a body that is not JSON")
+        if self._api_key and b"\\u" in body:
+            # JSON escapes can spell the key in other bytes (every character as \\uXXXX): the
+            # parsed strings are scrubbed as well (only bodies with escapes pay for the walk).
+            try:
+                payload = _scrubbed(payload, self._api_key)
+            except RecursionError:
+                raise TransportError(f"{call.endpoint} answered JSON nested too deeply") from None
         return payload
 
     def _error(
@@ -739,3 +746,14 @@ async def _read_capped(resp: aiohttp.ClientResponse, cap: int) -> bytes:
             status=resp.status,
         )
     return b"".join(parts)
+
+
+def _scrubbed(value: Any, secret: str) -> Any:
+    """``value`` (parsed JSON) with ``secret`` replaced in every string, keys included."""
+    if isinstance(value, str):
+        return value.replace(secret, REDACTED)
+    if isinstance(value, list):
+        return [_scrubbed(item, secret) for item in value]
+    if isinstance(value, dict):
+        return {_scrubbed(k, secret): _scrubbed(v, secret) for k, v in value.items()}
+    return value

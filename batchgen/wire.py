@@ -248,9 +248,10 @@ def parse_envelope(status: int, body: bytes, headers: Mapping[str, str]) -> Enve
 
 
 def json_or_none(body: bytes) -> Any:
+    """The parsed body, or None when it is not JSON (or nested too deeply to parse)."""
     try:
         return json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return None
 
 

@@ -19,6 +19,7 @@ from aiohttp import web
 VIDEO_HEAD = b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom"
 VIDEO = VIDEO_HEAD + bytes(2000)
 FILLER = b"\x00" * 65536
+DEEP = 700  # "$DEEP" in a task: a list nested this deep (json.loads manages; a walk may not)
 
 
 @dataclass
@@ -127,7 +128,11 @@ def build_app(state: Hostile) -> web.Application:
     app.middlewares.append(record)
 
     async def task(request: web.Request) -> web.Response:
-        text = json.dumps(state.task).replace("$KEY", _key_of(request))
+        key = _key_of(request)
+        escaped = "".join(f"\\u{ord(ch):04x}" for ch in key)  # the key, JSON-escaped
+        deep = "[" * DEEP + '"$EKEY"' + "]" * DEEP  # as deep as a parser manages, in text
+        text = json.dumps(state.task).replace('"$DEEP"', deep)
+        text = text.replace("$EKEY", escaped).replace("$KEY", key)
         return web.Response(text=text, content_type="application/json", status=200)
 
     async def credits(request: web.Request) -> web.Response:

@@ -231,3 +231,33 @@ async def test_result_401_403_on_the_api_origin_is_expired(status: str, tmp_path
             await c.download(f"{api.base_url}/r/{status}", tmp_path / "v.mp4")
     assert status in info.value.message and isinstance(info.value, BatchgenError)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.anyio
+async def test_a_key_echoed_in_json_escapes_is_scrubbed_too():
+    """The key echoed as JSON escapes (every character as \\uXXXX) is not the key's bytes, but
+    it parses to the key: it is scrubbed from the parsed answer all the same."""
+    async with hostile_pair() as (api, _, c):
+        api.task = {
+            "id": "task_1",
+            "status": "failed",
+            "error": {"code": "x", "message": "key $EKEY"},
+            "result": {"urls": ["$URL"]},
+        }
+        api.task["result"]["urls"] = [f"{api.base_url}/r/ok?sig=$EKEY"]
+        task = await c.get_generation("task_1")
+    assert task.error_message is not None and "key <redacted>" in task.error_message
+    assert SECRET not in repr(task)
+
+
+@pytest.mark.anyio
+async def test_deeply_nested_json_with_escapes_is_an_error_not_a_crash():
+    """A body the parser can just manage, nested as deep as it goes and with escapes in it
+    (so the key scrub walks it), is a transport error, never a RecursionError."""
+    async with hostile_pair() as (api, _, c):
+        api.task = {"id": "task_1", "status": "queued", "deep": "$DEEP"}
+        with pytest.raises(RetryExhaustedError) as info:
+            await c.get_generation("task_1")
+    assert isinstance(info.value.last, TransportError)
+    assert "nested too deeply" in info.value.last.message
+    assert_clean(info.value)

@@ -10,6 +10,7 @@ from batchgen.wire import (
     clamp_retry_after,
     clean_text,
     is_safe_id,
+    json_or_none,
     parse_task,
     parse_uploaded_file,
     safe_url,
@@ -93,3 +94,12 @@ def test_a_wallet_answer_is_range_checked() -> None:
             wallet_credits({"current_credits": bad})
     with pytest.raises(TransportError):
         wallet_credits([])
+
+
+@pytest.mark.parametrize("depth", [10, 100_000])
+def test_json_nested_past_the_parser_is_not_json(depth: int) -> None:
+    """A hostile body nested deeper than Python's parser can go is "not JSON" (the caller's
+    clear error), never a RecursionError out of the client."""
+    body = b"[" * depth + b"]" * depth
+    parsed = json_or_none(body)
+    assert (parsed is not None) == (depth == 10)
